@@ -1,0 +1,25 @@
+// Command setpay is the command line of setpay, a reference implementation of
+// a SET-style payment protocol.
+//
+// Usage:
+//
+//	setpay codes             list the protocol error codes
+//	setpay parse FILE        parse a DER message strictly and describe it
+//
+// Exit codes: 0 success, 1 the input was rejected, 2 usage error.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/setpay/setpay/internal/cli"
+)
+
+func main() {
+	if err := cli.Run(context.Background(), os.Args, os.Stdout); err != nil {
+		fmt.Fprintf(os.Stderr, "setpay: error: %v\n", err)
+		os.Exit(cli.ExitCode(err))
+	}
+}

@@ -1,0 +1,455 @@
+package protocol
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/cloudflare/circl/kem"
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/setpay/setpay/internal/der"
+)
+
+// Object identifiers. setpay's private arc sits under IANA's documentation
+// enterprise number 32473 (RFC 5612) until the project has its own; the SET
+// 1.0 arc (2.23.42) is not reused because these extensions differ from SET's.
+var (
+	oidSetpay            = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 32473, 1}
+	OIDCertificateType   = append(slices.Clone(oidSetpay), 1, 1) // critical
+	OIDAccountHash       = append(slices.Clone(oidSetpay), 1, 2)
+	OIDMerchantData      = append(slices.Clone(oidSetpay), 1, 3)
+	OIDBrand             = append(slices.Clone(oidSetpay), 1, 4)
+	OIDXWing             = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 62253, 25722} // draft-connolly-cfrg-xwing-kem
+	oidECPublicKey       = asn1.ObjectIdentifier{1, 2, 840, 10045, 2, 1}
+	maxExtensionValueLen = 1024
+)
+
+// CertType is the SET certificate type carried, critical, in every setpay
+// certificate (extension OIDCertificateType, an ENUMERATED).
+type CertType int
+
+const (
+	CertCardholderSignature CertType = 1
+	CertMerchantSignature   CertType = 2
+	CertMerchantKeyExchange CertType = 3
+	CertGatewaySignature    CertType = 4
+	CertGatewayKeyExchange  CertType = 5
+	CertRootCA              CertType = 16
+	CertBrandCA             CertType = 17
+	CertCardholderCA        CertType = 18
+	CertMerchantCA          CertType = 19
+	CertGatewayCA           CertType = 20
+)
+
+var certTypeNames = map[CertType]string{
+	CertCardholderSignature: "cardholder signature",
+	CertMerchantSignature:   "merchant signature",
+	CertMerchantKeyExchange: "merchant key-exchange",
+	CertGatewaySignature:    "gateway signature",
+	CertGatewayKeyExchange:  "gateway key-exchange",
+	CertRootCA:              "root CA",
+	CertBrandCA:             "brand CA",
+	CertCardholderCA:        "cardholder CA",
+	CertMerchantCA:          "merchant CA",
+	CertGatewayCA:           "payment-gateway CA",
+}
+
+func (t CertType) String() string {
+	if n, ok := certTypeNames[t]; ok {
+		return n
+	}
+	return fmt.Sprintf("cert type %d", int(t))
+}
+
+// Issuer returns the certificate type that must have issued a certificate of
+// type t: the SET hierarchy Root -> Brand -> {Cardholder, Merchant, Gateway}
+// CA -> end entities. The root has no issuer (0).
+func (t CertType) Issuer() CertType {
+	switch t {
+	case CertCardholderSignature:
+		return CertCardholderCA
+	case CertMerchantSignature, CertMerchantKeyExchange:
+		return CertMerchantCA
+	case CertGatewaySignature, CertGatewayKeyExchange:
+		return CertGatewayCA
+	case CertCardholderCA, CertMerchantCA, CertGatewayCA:
+		return CertBrandCA
+	case CertBrandCA:
+		return CertRootCA
+	}
+	return 0
+}
+
+// IsCA reports whether t is a CA type.
+func (t CertType) IsCA() bool { return t >= CertRootCA && t <= CertGatewayCA }
+
+// IsKeyExchange reports whether t is a key-exchange (encryption) type.
+func (t CertType) IsKeyExchange() bool {
+	return t == CertMerchantKeyExchange || t == CertGatewayKeyExchange
+}
+
+// MerchantData is the merchant extension of merchant certificates.
+type MerchantData struct {
+	MerchantID  string // 1..30
+	Name        string // 1..64
+	AcquirerBIN string // 6..8 digits
+}
+
+// Extension builders, used by the CA (and test PKIs) to issue certificates.
+
+// CertTypeExtension returns the critical certificate-type extension.
+func CertTypeExtension(t CertType) pkix.Extension {
+	v, _ := der.Marshal(func(b *cryptobyte.Builder) { b.AddASN1Enum(int64(t)) })
+	return pkix.Extension{Id: OIDCertificateType, Critical: true, Value: v}
+}
+
+// AccountHashExtension returns the cardholder's account-hash extension.
+func AccountHashExtension(h Digest) pkix.Extension {
+	v, _ := der.Marshal(func(b *cryptobyte.Builder) { b.AddASN1OctetString(h[:]) })
+	return pkix.Extension{Id: OIDAccountHash, Value: v}
+}
+
+// MerchantDataExtension returns the merchant-data extension.
+func MerchantDataExtension(m MerchantData) pkix.Extension {
+	v, _ := der.Marshal(func(b *cryptobyte.Builder) {
+		der.AddSequence(b, func(b *cryptobyte.Builder) {
+			der.AddUTF8(b, m.MerchantID)
+			der.AddUTF8(b, m.Name)
+			der.AddNumeric(b, m.AcquirerBIN)
+		})
+	})
+	return pkix.Extension{Id: OIDMerchantData, Value: v}
+}
+
+// BrandExtension returns the brand extension (the BrandID, e.g. "Visa").
+func BrandExtension(brand string) pkix.Extension {
+	v, _ := der.Marshal(func(b *cryptobyte.Builder) { der.AddUTF8(b, brand) })
+	return pkix.Extension{Id: OIDBrand, Value: v}
+}
+
+// MarshalXWingSPKI returns the SubjectPublicKeyInfo of an X-Wing public key:
+// the algorithm id-XWing with absent parameters and the raw 1216-byte key.
+func MarshalXWingSPKI(pub kem.PublicKey) ([]byte, error) {
+	raw, err := pub.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	return der.Marshal(func(b *cryptobyte.Builder) {
+		der.AddSequence(b, func(b *cryptobyte.Builder) {
+			der.AddSequence(b, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(OIDXWing) })
+			b.AddASN1BitString(raw)
+		})
+	})
+}
+
+// Cert is a parsed setpay certificate: the X.509 certificate and its SET
+// extensions.
+type Cert struct {
+	X509  *x509.Certificate
+	Thumb Thumbprint
+	Type  CertType
+	// Suite is the suite the certificate's key belongs to (0 for CA
+	// certificates, whose keys sign certificates, not messages).
+	Suite       Suite
+	Brand       string
+	AccountHash *Digest       // cardholder signature certificates
+	Merchant    *MerchantData // merchant certificates
+	kemPub      kem.PublicKey // key-exchange certificates
+}
+
+// ParseCertificate parses a DER certificate, its setpay extensions and, for a
+// key-exchange certificate, its KEM public key. The critical certificate-type
+// extension is marked handled so that x509.Verify accepts the certificate.
+func ParseCertificate(certDER []byte) (*Cert, error) {
+	x, err := x509.ParseCertificate(certDER)
+	if err != nil {
+		return nil, failWrap(CodeCertChain, err, "certificate does not parse")
+	}
+	c := &Cert{X509: x, Thumb: ThumbprintOf(certDER)}
+	for _, ext := range x.Extensions {
+		if len(ext.Value) > maxExtensionValueLen {
+			return nil, fail(CodeCertRole, "certificate extension %v too large", ext.Id)
+		}
+		switch {
+		case ext.Id.Equal(OIDCertificateType):
+			r := der.NewReader(ext.Value, "certificateType")
+			c.Type = CertType(r.Enum("", 1, 255))
+			r.End()
+			if err := r.Err(); err != nil {
+				return nil, failWrap(CodeCertRole, err, "certificate type extension")
+			}
+			if !ext.Critical {
+				return nil, fail(CodeCertRole, "certificate type extension is not critical")
+			}
+		case ext.Id.Equal(OIDAccountHash):
+			r := der.NewReader(ext.Value, "accountHash")
+			var h Digest
+			readFixed(r, "", h[:])
+			r.End()
+			if err := r.Err(); err != nil {
+				return nil, failWrap(CodeCertRole, err, "account hash extension")
+			}
+			c.AccountHash = &h
+		case ext.Id.Equal(OIDMerchantData):
+			r := der.NewReader(ext.Value, "merchantData")
+			var m MerchantData
+			r.Sequence("", func(r *der.Reader) {
+				m.MerchantID = r.UTF8("merchantID", 1, 30)
+				m.Name = r.UTF8("merchantName", 1, 64)
+				m.AcquirerBIN = r.Numeric("acquirerBIN", 6, 8)
+			})
+			r.End()
+			if err := r.Err(); err != nil {
+				return nil, failWrap(CodeCertRole, err, "merchant data extension")
+			}
+			c.Merchant = &m
+		case ext.Id.Equal(OIDBrand):
+			r := der.NewReader(ext.Value, "brand")
+			c.Brand = r.UTF8("", 1, 40)
+			r.End()
+			if err := r.Err(); err != nil {
+				return nil, failWrap(CodeCertRole, err, "brand extension")
+			}
+		}
+	}
+	if _, ok := certTypeNames[c.Type]; !ok {
+		return nil, fail(CodeCertRole, "certificate has no known setpay certificate type")
+	}
+	x.UnhandledCriticalExtensions = slices.DeleteFunc(x.UnhandledCriticalExtensions,
+		func(id asn1.ObjectIdentifier) bool { return id.Equal(OIDCertificateType) })
+
+	switch {
+	case c.Type.IsKeyExchange():
+		c.Suite, c.kemPub, err = parseKEMKey(x)
+		if err != nil {
+			return nil, err
+		}
+	case !c.Type.IsCA():
+		s, ok := suiteOfSigningKey(x.PublicKey)
+		if !ok {
+			return nil, fail(CodeCertKeyType, "%s certificate key is neither Ed25519 nor ECDSA P-256", c.Type)
+		}
+		c.Suite = s
+	}
+	return c, nil
+}
+
+// parseKEMKey reads the HPKE public key of a key-exchange certificate:
+// id-XWing (suite pq) or id-ecPublicKey on P-256 (suite nist).
+func parseKEMKey(x *x509.Certificate) (Suite, kem.PublicKey, error) {
+	if k, ok := x.PublicKey.(*ecdsa.PublicKey); ok && k.Curve == elliptic.P256() {
+		e, err := k.ECDH()
+		if err != nil {
+			return 0, nil, failWrap(CodeCertKeyType, err, "key-exchange key")
+		}
+		pk, err := SuiteNIST.KEM().UnmarshalBinaryPublicKey(e.Bytes())
+		if err != nil {
+			return 0, nil, failWrap(CodeCertKeyType, err, "key-exchange key")
+		}
+		return SuiteNIST, pk, nil
+	}
+	in := cryptobyte.String(x.RawSubjectPublicKeyInfo)
+	var spki, alg cryptobyte.String
+	var oid asn1.ObjectIdentifier
+	var bits asn1.BitString
+	if in.ReadASN1(&spki, cbasn1.SEQUENCE) && spki.ReadASN1(&alg, cbasn1.SEQUENCE) &&
+		alg.ReadASN1ObjectIdentifier(&oid) && alg.Empty() && oid.Equal(OIDXWing) &&
+		spki.ReadASN1BitString(&bits) && spki.Empty() && bits.BitLength%8 == 0 {
+		pk, err := SuitePQ.KEM().UnmarshalBinaryPublicKey(bits.Bytes)
+		if err != nil {
+			return 0, nil, failWrap(CodeCertKeyType, err, "X-Wing key")
+		}
+		return SuitePQ, pk, nil
+	}
+	return 0, nil, fail(CodeCertKeyType, "key-exchange certificate key is neither X-Wing nor P-256")
+}
+
+// KEMPublicKey returns the HPKE public key of a key-exchange certificate, or
+// nil for other types.
+func (c *Cert) KEMPublicKey() kem.PublicKey { return c.kemPub }
+
+// MerchantID returns the merchant id of a merchant certificate, or "".
+func (c *Cert) MerchantID() string {
+	if c.Merchant == nil {
+		return ""
+	}
+	return c.Merchant.MerchantID
+}
+
+// Trust is what a party needs to check another party's certificates: the
+// trusted roots, the clock and the revocation status. Every verification in
+// setpay goes through [Trust.Verify].
+type Trust struct {
+	roots *x509.CertPool
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+	// Revoked reports whether a certificate of a chain is revoked; nil means
+	// no revocation information (nothing is revoked).
+	Revoked func(*x509.Certificate) bool
+}
+
+// NewTrust returns a Trust anchored at the given root certificates (DER).
+func NewTrust(rootsDER ...[]byte) (*Trust, error) {
+	pool := x509.NewCertPool()
+	for _, d := range rootsDER {
+		c, err := ParseCertificate(d)
+		if err != nil {
+			return nil, err
+		}
+		if c.Type != CertRootCA {
+			return nil, fail(CodeCertRole, "trust anchor is a %s certificate, not a root", c.Type)
+		}
+		pool.AddCert(c.X509)
+	}
+	return &Trust{roots: pool}, nil
+}
+
+func (t *Trust) now() time.Time {
+	if t.Now != nil {
+		return t.Now()
+	}
+	return time.Now()
+}
+
+// Verify checks the certificate with thumbprint leaf among certs (leaf and
+// intermediates, DER, in any order) and returns it parsed. In order:
+//  1. the leaf is present (CodeCertMissing);
+//  2. it is of type want with matching key usage (CodeCertRole);
+//  3. its key belongs to suite (CodeCertKeyType), unless suite is 0;
+//  4. every certificate is within its validity period (CodeCertExpired);
+//  5. the chain verifies to a trusted root through the CA types the SET
+//     hierarchy prescribes (CodeCertChain);
+//  6. no certificate of the chain is revoked (CodeCertRevoked).
+func (t *Trust) Verify(certs [][]byte, leaf Thumbprint, want CertType, suite Suite) (*Cert, error) {
+	var lc *Cert
+	var others []*Cert
+	for _, d := range certs {
+		if ThumbprintOf(d) == leaf && lc == nil {
+			c, err := ParseCertificate(d)
+			if err != nil {
+				return nil, err
+			}
+			lc = c
+			continue
+		}
+		c, err := ParseCertificate(d)
+		if err != nil {
+			return nil, err
+		}
+		others = append(others, c)
+	}
+	if lc == nil {
+		return nil, fail(CodeCertMissing, "no %s certificate with thumbprint %x", want, leaf[:8])
+	}
+	if lc.Type != want {
+		return nil, fail(CodeCertRole, "want a %s certificate, got a %s certificate", want, lc.Type)
+	}
+	if err := checkKeyUsage(lc); err != nil {
+		return nil, err
+	}
+	if suite != 0 && lc.Suite != suite {
+		return nil, fail(CodeCertKeyType, "%s certificate key is of suite %s, want %s", want, lc.Suite, suite)
+	}
+	now := t.now()
+	intermediates := x509.NewCertPool()
+	for _, c := range append([]*Cert{lc}, others...) {
+		if now.Before(c.X509.NotBefore) || now.After(c.X509.NotAfter) {
+			return nil, fail(CodeCertExpired, "%s certificate valid %s to %s, now %s", c.Type,
+				c.X509.NotBefore.UTC().Format(time.RFC3339), c.X509.NotAfter.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+		}
+		if c != lc {
+			intermediates.AddCert(c.X509)
+		}
+	}
+	chains, err := lc.X509.Verify(x509.VerifyOptions{
+		Roots:         t.roots,
+		Intermediates: intermediates,
+		CurrentTime:   now,
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+	})
+	if err != nil {
+		var inv x509.CertificateInvalidError
+		if errors.As(err, &inv) && inv.Reason == x509.Expired {
+			return nil, failWrap(CodeCertExpired, err, "%s certificate chain", want)
+		}
+		return nil, failWrap(CodeCertChain, err, "%s certificate", want)
+	}
+	var chain []*x509.Certificate
+	for _, ch := range chains {
+		if chainTypesOK(ch) {
+			chain = ch
+			break
+		}
+	}
+	if chain == nil {
+		return nil, fail(CodeCertChain, "%s certificate not issued through the SET hierarchy (%s <- %s <- brand <- root)", want, want, want.Issuer())
+	}
+	if t.Revoked != nil {
+		for _, c := range chain {
+			if t.Revoked(c) {
+				return nil, fail(CodeCertRevoked, "certificate serial %s (%s) is revoked", c.SerialNumber, c.Subject.CommonName)
+			}
+		}
+	}
+	return lc, nil
+}
+
+// chainTypesOK reports whether each certificate of a verified chain was issued
+// by a CA of the type the hierarchy prescribes, ending at a root.
+func chainTypesOK(chain []*x509.Certificate) bool {
+	types := make([]CertType, len(chain))
+	for i, x := range chain {
+		c, err := ParseCertificate(x.Raw)
+		if err != nil {
+			return false
+		}
+		types[i] = c.Type
+	}
+	for i := 0; i+1 < len(types); i++ {
+		if types[i].Issuer() != types[i+1] {
+			return false
+		}
+	}
+	return types[len(types)-1] == CertRootCA
+}
+
+// checkKeyUsage enforces the separation of signing and key-exchange keys:
+// signature certificates must allow digitalSignature and nothing for
+// encryption; key-exchange certificates must allow keyEncipherment or
+// keyAgreement and not digitalSignature.
+func checkKeyUsage(c *Cert) error {
+	ku := c.X509.KeyUsage
+	enc := ku&(x509.KeyUsageKeyEncipherment|x509.KeyUsageKeyAgreement|x509.KeyUsageDataEncipherment) != 0
+	sig := ku&x509.KeyUsageDigitalSignature != 0
+	switch {
+	case c.Type.IsKeyExchange():
+		if !enc || sig {
+			return fail(CodeCertRole, "%s certificate key usage must be key encipherment only", c.Type)
+		}
+	case !c.Type.IsCA():
+		if !sig || enc {
+			return fail(CodeCertRole, "%s certificate key usage must be digital signature only", c.Type)
+		}
+	}
+	return nil
+}
+
+// certsWithout returns certs minus those whose thumbprint is in omit (the
+// Thumbs a peer said it already holds).
+func certsWithout(certs [][]byte, omit []Thumbprint) [][]byte {
+	var out [][]byte
+	for _, c := range certs {
+		if !slices.Contains(omit, ThumbprintOf(c)) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
