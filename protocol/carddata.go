@@ -60,11 +60,6 @@ func (p PAN) Format(f fmt.State, _ rune) { fmt.Fprint(f, p.String()) }
 // LogValue keeps the digits out of structured logs.
 func (p PAN) LogValue() slog.Value { return slog.StringValue(p.String()) }
 
-// Equal compares two PANs in constant time.
-func (p PAN) Equal(q PAN) bool {
-	return subtle.ConstantTimeCompare([]byte(p.digits), []byte(q.digits)) == 1
-}
-
 // Secret is a 32-byte secret (CardSecret, NonceCCA, PANSecret). Like PAN it
 // never prints its value.
 type Secret [nonceSize]byte

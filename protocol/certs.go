@@ -272,10 +272,6 @@ func parseKEMKey(x *x509.Certificate) (Suite, kem.PublicKey, error) {
 	return 0, nil, fail(CodeCertKeyType, "key-exchange certificate key is neither X-Wing nor P-256")
 }
 
-// KEMPublicKey returns the HPKE public key of a key-exchange certificate, or
-// nil for other types.
-func (c *Cert) KEMPublicKey() kem.PublicKey { return c.kemPub }
-
 // MerchantID returns the merchant id of a merchant certificate, or "".
 func (c *Cert) MerchantID() string {
 	if c.Merchant == nil {
@@ -288,7 +284,8 @@ func (c *Cert) MerchantID() string {
 // trusted roots, the clock and the revocation status. Every verification in
 // setpay goes through [Trust.Verify].
 type Trust struct {
-	roots *x509.CertPool
+	roots     *x509.CertPool
+	rootTypes map[*x509.Certificate]CertType
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 	// Revoked reports whether a certificate of a chain is revoked; nil means
@@ -299,6 +296,7 @@ type Trust struct {
 // NewTrust returns a Trust anchored at the given root certificates (DER).
 func NewTrust(rootsDER ...[]byte) (*Trust, error) {
 	pool := x509.NewCertPool()
+	types := map[*x509.Certificate]CertType{}
 	for _, d := range rootsDER {
 		c, err := ParseCertificate(d)
 		if err != nil {
@@ -308,8 +306,9 @@ func NewTrust(rootsDER ...[]byte) (*Trust, error) {
 			return nil, fail(CodeCertRole, "trust anchor is a %s certificate, not a root", c.Type)
 		}
 		pool.AddCert(c.X509)
+		types[c.X509] = c.Type
 	}
-	return &Trust{roots: pool}, nil
+	return &Trust{roots: pool, rootTypes: types}, nil
 }
 
 func (t *Trust) now() time.Time {
@@ -360,7 +359,9 @@ func (t *Trust) Verify(certs [][]byte, leaf Thumbprint, want CertType, suite Sui
 	}
 	now := t.now()
 	intermediates := x509.NewCertPool()
+	types := map[*x509.Certificate]CertType{}
 	for _, c := range append([]*Cert{lc}, others...) {
+		types[c.X509] = c.Type
 		if now.Before(c.X509.NotBefore) || now.After(c.X509.NotAfter) {
 			return nil, fail(CodeCertExpired, "%s certificate valid %s to %s, now %s", c.Type,
 				c.X509.NotBefore.UTC().Format(time.RFC3339), c.X509.NotAfter.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
@@ -384,7 +385,7 @@ func (t *Trust) Verify(certs [][]byte, leaf Thumbprint, want CertType, suite Sui
 	}
 	var chain []*x509.Certificate
 	for _, ch := range chains {
-		if chainTypesOK(ch) {
+		if t.chainTypesOK(ch, types) {
 			chain = ch
 			break
 		}
@@ -403,22 +404,21 @@ func (t *Trust) Verify(certs [][]byte, leaf Thumbprint, want CertType, suite Sui
 }
 
 // chainTypesOK reports whether each certificate of a verified chain was issued
-// by a CA of the type the hierarchy prescribes, ending at a root.
-func chainTypesOK(chain []*x509.Certificate) bool {
-	types := make([]CertType, len(chain))
-	for i, x := range chain {
-		c, err := ParseCertificate(x.Raw)
-		if err != nil {
+// by a CA of the type the hierarchy prescribes, ending at a root. types holds
+// the types of the leaf and intermediates; the root's comes from the Trust.
+func (t *Trust) chainTypesOK(chain []*x509.Certificate, types map[*x509.Certificate]CertType) bool {
+	typeOf := func(x *x509.Certificate) CertType {
+		if ct, ok := types[x]; ok {
+			return ct
+		}
+		return t.rootTypes[x]
+	}
+	for i := 0; i+1 < len(chain); i++ {
+		if typeOf(chain[i]).Issuer() != typeOf(chain[i+1]) {
 			return false
 		}
-		types[i] = c.Type
 	}
-	for i := 0; i+1 < len(types); i++ {
-		if types[i].Issuer() != types[i+1] {
-			return false
-		}
-	}
-	return types[len(types)-1] == CertRootCA
+	return typeOf(chain[len(chain)-1]) == CertRootCA
 }
 
 // checkKeyUsage enforces the separation of signing and key-exchange keys:

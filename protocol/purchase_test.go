@@ -315,3 +315,39 @@ func TestPurchase(t *testing.T) {
 }
 
 var _ = time.Second
+
+func TestThumbsLetTheMerchantOmitCertificates(t *testing.T) {
+	for _, s := range Suites {
+		f := newFlow(t, s)
+		f.held = append(append([][]byte{}, f.p.Merchant.Sig.Chain...), f.p.Gateway.KE.Chain...)
+		f.run()
+		if n := len(f.pinitRes.Certificates); n != 0 {
+			t.Errorf("%s: merchant sent %d certificates the cardholder already held", s, n)
+		}
+		// Without the held certificates the cardholder cannot check PInitRes.
+		if _, err := VerifyPInitRes(f.p.Trust, f.pinitReq, f.pinitRes, nil); CodeOf(err) != CodeCertMissing {
+			t.Errorf("%s: got %v, want CodeCertMissing", s, err)
+		}
+	}
+}
+
+func TestDeclinedPurchase(t *testing.T) {
+	for _, s := range Suites {
+		f := newFlow(t, s)
+		f.must(f.pinit, f.purchase, f.authorize)
+		f.decide(nil, &AuthDecision{Result: AuthDeclined, Reason: DeclineInsufficientFunds})
+		f.must(f.checkAuthRes)
+		if f.authData.Result != AuthDeclined || f.authData.Reason != DeclineInsufficientFunds || f.authData.CapToken != nil {
+			t.Fatalf("%s: AuthRes = %+v", s, f.authData)
+		}
+		var err error
+		f.pres, err = NewPRes(f.p.Merchant.Sig, &f.preq.OIData, PurchDeclined, nil, f.authData.Reason)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.must(f.checkPRes)
+		if f.presData.Status != PurchDeclined || f.presData.Reason != DeclineInsufficientFunds || f.presData.AuthAmt != nil {
+			t.Fatalf("%s: PRes = %+v", s, f.presData)
+		}
+	}
+}
