@@ -194,6 +194,14 @@ func VerifyPRes(t *Trust, terms *PurchaseTerms, oi *OIData, res *PRes, held [][]
 // held are certificates the cardholder already has; their thumbprints go in
 // Thumbs so the merchant may omit them.
 func NewPInitReq(rnd io.Reader, lidC []byte, language, brandID, bin string, suites []Suite, held [][]byte) (*PInitReq, error) {
+	switch {
+	case len(suites) < 1 || len(suites) > 4:
+		return nil, fail(CodeMalformed, "offer 1 to 4 suites, not %d", len(suites))
+	case len(lidC) < 1 || len(lidC) > maxLocalID:
+		return nil, fail(CodeMalformed, "LID-C must be 1 to %d bytes", maxLocalID)
+	case len(held) > 16:
+		return nil, fail(CodeMalformed, "at most 16 held certificates can be listed in Thumbs")
+	}
 	req := &PInitReq{LIDC: lidC, Language: language, BrandID: brandID, BIN: bin, Suites: suites}
 	if _, err := io.ReadFull(rnd, req.RRPID[:]); err != nil {
 		return nil, err

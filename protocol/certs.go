@@ -396,7 +396,7 @@ func (t *Trust) Verify(certs [][]byte, leaf Thumbprint, want CertType, suite Sui
 	if t.Revoked != nil {
 		for _, c := range chain {
 			if t.Revoked(c) {
-				return nil, fail(CodeCertRevoked, "certificate serial %s (%s) is revoked", c.SerialNumber, c.Subject.CommonName)
+				return nil, fail(CodeCertRevoked, "certificate serial %s (%q) is revoked", c.SerialNumber, c.Subject.CommonName)
 			}
 		}
 	}

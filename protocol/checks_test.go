@@ -412,7 +412,9 @@ func TestGatewayChecksAuthReq(t *testing.T) {
 		}},
 		{"PIHead names another PReqDate", CodeTransIDsMismatch, func(f *flow) error {
 			f.must(f.pinit, f.purchase)
-			f.forgePI(func(c *PIContent) { c.PIData.PIHead.TransIDs.PReqDate = c.PIData.PIHead.TransIDs.PReqDate.Add(time.Hour) })
+			f.forgePI(func(c *PIContent) {
+				c.PIData.PIHead.TransIDs.PReqDate = c.PIData.PIHead.TransIDs.PReqDate.Add(time.Hour)
+			})
 			return f.authorize()
 		}},
 		{"a PI linked to another OIData (swap-oi)", CodeOIMDMismatch, func(f *flow) error {

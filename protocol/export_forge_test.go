@@ -29,11 +29,19 @@ func ForgeOpen(k *KeyExchangeKey, e *Envelope, label string, aad []byte) ([]byte
 	return k.open(e, 0, label, aad)
 }
 
-func ForgeDecodePIContent(b []byte) (*PIContent, error)         { return decode[PIContent](b, "PIContent") }
-func ForgeDecodeAuthReqSigned(b []byte) (*AuthReqSigned, error) { return decode[AuthReqSigned](b, "AuthReqSigned") }
-func ForgeDecodeAuthResSigned(b []byte) (*AuthResSigned, error) { return decode[AuthResSigned](b, "AuthResSigned") }
-func ForgeDecodeCapReqSigned(b []byte) (*CapReqSigned, error)   { return decode[CapReqSigned](b, "CapReqSigned") }
-func ForgeDecodeCapTokenData(b []byte) (*CapTokenData, error)   { return decode[CapTokenData](b, "CapTokenData") }
+func ForgeDecodePIContent(b []byte) (*PIContent, error) { return decode[PIContent](b, "PIContent") }
+func ForgeDecodeAuthReqSigned(b []byte) (*AuthReqSigned, error) {
+	return decode[AuthReqSigned](b, "AuthReqSigned")
+}
+func ForgeDecodeAuthResSigned(b []byte) (*AuthResSigned, error) {
+	return decode[AuthResSigned](b, "AuthResSigned")
+}
+func ForgeDecodeCapReqSigned(b []byte) (*CapReqSigned, error) {
+	return decode[CapReqSigned](b, "CapReqSigned")
+}
+func ForgeDecodeCapTokenData(b []byte) (*CapTokenData, error) {
+	return decode[CapTokenData](b, "CapTokenData")
+}
 
 func ForgePIAAD(xid XID) []byte { return piAAD(xid) }
 

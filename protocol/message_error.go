@@ -3,6 +3,8 @@ package protocol
 import (
 	"errors"
 	"golang.org/x/crypto/cryptobyte"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/setpay/setpay/internal/der"
 )
@@ -95,8 +97,8 @@ func NewError(err error, nonce Challenge, s Suite, offending []byte, key *Signin
 	}
 	d := ErrorData{Code: code, Nonce: nonce}
 	var ce *CheckError
-	if errors.As(err, &ce) && ce.Detail != "" {
-		d.Detail = truncateUTF8(ce.Detail, 256)
+	if errors.As(err, &ce) {
+		d.Detail = wireDetail(ce.Detail)
 	}
 	if offending != nil {
 		th := ErrorThumb(s, offending)
@@ -123,14 +125,19 @@ func VerifyError(t *Trust, e *Error, from CertType, s Suite) (*Cert, error) {
 	return verifySignature(t, e.Signature, e.Certificates, from, s, labelSigError, encode(&e.Data), CodeSignature)
 }
 
-func truncateUTF8(s string, n int) string {
-	if len(s) <= n {
-		return s
+// wireDetail makes a local detail fit ErrorData.errorDetail: valid UTF-8
+// with no control characters (each replaced by '?'), at most 256 bytes cut at
+// a character boundary.
+func wireDetail(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r == utf8.RuneError || r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return '?'
+		}
+		return r
+	}, strings.ToValidUTF8(s, "?"))
+	for len(s) > 256 {
+		_, size := utf8.DecodeLastRuneInString(s)
+		s = s[:len(s)-size]
 	}
-	for n > 0 && !utf8RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
+	return s
 }
-
-func utf8RuneStart(b byte) bool { return b&0xc0 != 0x80 }
