@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/x509"
@@ -223,6 +224,10 @@ func ParseCertificate(certDER []byte) (*Cert, error) {
 	if _, ok := certTypeNames[c.Type]; !ok {
 		return nil, fail(CodeCertRole, "certificate has no known setpay certificate type")
 	}
+	isMerchant := c.Type == CertMerchantSignature || c.Type == CertMerchantKeyExchange
+	if isMerchant != (c.Merchant != nil) {
+		return nil, fail(CodeCertRole, "merchant data belongs in merchant certificates and only there (%s certificate)", c.Type)
+	}
 	x.UnhandledCriticalExtensions = slices.DeleteFunc(x.UnhandledCriticalExtensions,
 		func(id asn1.ObjectIdentifier) bool { return id.Equal(OIDCertificateType) })
 
@@ -359,15 +364,19 @@ func (t *Trust) Verify(certs [][]byte, leaf Thumbprint, want CertType, suite Sui
 	}
 	now := t.now()
 	intermediates := x509.NewCertPool()
-	types := map[*x509.Certificate]CertType{}
-	for _, c := range append([]*Cert{lc}, others...) {
+	types := map[*x509.Certificate]CertType{lc.X509: lc.Type}
+	for _, c := range others {
 		types[c.X509] = c.Type
+		intermediates.AddCert(c.X509)
+	}
+	// Check the dates of the leaf and of the certificates above it by name,
+	// so that an expired certificate on the path gets its own code (x509
+	// reports an expired intermediate as an unknown authority) while an
+	// unrelated certificate carried in the same message is not judged here.
+	for c := lc; c != nil; c = issuerAmong(c, others) {
 		if now.Before(c.X509.NotBefore) || now.After(c.X509.NotAfter) {
 			return nil, fail(CodeCertExpired, "%s certificate valid %s to %s, now %s", c.Type,
 				c.X509.NotBefore.UTC().Format(time.RFC3339), c.X509.NotAfter.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
-		}
-		if c != lc {
-			intermediates.AddCert(c.X509)
 		}
 	}
 	chains, err := lc.X509.Verify(x509.VerifyOptions{
@@ -403,6 +412,20 @@ func (t *Trust) Verify(certs [][]byte, leaf Thumbprint, want CertType, suite Sui
 	return lc, nil
 }
 
+// issuerAmong returns the certificate of cs whose subject is c's issuer, or
+// nil. Self-issued certificates (roots) have none.
+func issuerAmong(c *Cert, cs []*Cert) *Cert {
+	if bytes.Equal(c.X509.RawIssuer, c.X509.RawSubject) {
+		return nil
+	}
+	for _, d := range cs {
+		if d != c && bytes.Equal(d.X509.RawSubject, c.X509.RawIssuer) {
+			return d
+		}
+	}
+	return nil
+}
+
 // chainTypesOK reports whether each certificate of a verified chain was issued
 // by a CA of the type the hierarchy prescribes, ending at a root. types holds
 // the types of the leaf and intermediates; the root's comes from the Trust.
@@ -422,16 +445,17 @@ func (t *Trust) chainTypesOK(chain []*x509.Certificate, types map[*x509.Certific
 }
 
 // checkKeyUsage enforces the separation of signing and key-exchange keys:
-// signature certificates must allow digitalSignature and nothing for
-// encryption; key-exchange certificates must allow keyEncipherment or
-// keyAgreement and not digitalSignature.
+// signature certificates must allow digitalSignature and none of
+// keyEncipherment, keyAgreement, dataEncipherment; key-exchange certificates
+// must allow keyEncipherment or keyAgreement and not digitalSignature.
 func checkKeyUsage(c *Cert) error {
 	ku := c.X509.KeyUsage
-	enc := ku&(x509.KeyUsageKeyEncipherment|x509.KeyUsageKeyAgreement|x509.KeyUsageDataEncipherment) != 0
+	kex := ku&(x509.KeyUsageKeyEncipherment|x509.KeyUsageKeyAgreement) != 0
+	enc := kex || ku&x509.KeyUsageDataEncipherment != 0
 	sig := ku&x509.KeyUsageDigitalSignature != 0
 	switch {
 	case c.Type.IsKeyExchange():
-		if !enc || sig {
+		if !kex || sig {
 			return fail(CodeCertRole, "%s certificate key usage must be key encipherment only", c.Type)
 		}
 	case !c.Type.IsCA():

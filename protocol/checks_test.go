@@ -452,6 +452,19 @@ func TestGatewayChecksAuthReq(t *testing.T) {
 			f.forgePI(func(c *PIContent) { c.PIData.PANData.CardExpiry = "202913" })
 			return f.authorize()
 		}},
+		{"an unsigned PI with a PANSecret", CodeCardData, func(f *flow) error {
+			f.cardholder = nil
+			f.must(f.pinit, f.purchase)
+			xid := f.pinitRes.Data.TransIDs.XID
+			pt, err := ForgeOpen(f.p.Gateway.KE, &f.preq.PI.Sealed, ForgeLabelSealPIUnsig, ForgePIAAD(xid))
+			if err != nil {
+				f.t.Fatal(err)
+			}
+			c, _ := ForgeDecodePIContent(pt)
+			c.PIData.PANData.PANSecret[0] = 1
+			f.preq.PI.Sealed = ForgeSeal(f.rnd, f.p.Gateway.KE.Cert, ForgeLabelSealPIUnsig, ForgeEncode(c), ForgePIAAD(xid))
+			return f.authorize()
+		}},
 		{"card data of another card than the certificate's", CodeAccountHash, func(f *flow) error {
 			pan, _ := NewPAN("5555555555554444")
 			f.card.PAN = pan
@@ -515,6 +528,17 @@ func TestMerchantChecksAuthRes(t *testing.T) {
 			s.Signature = ForgeSign(f.p.Merchant.Sig, ForgeLabelSigAuthRes, ForgeEncode(&s.Data))
 			s.Certificates = f.p.Merchant.Sig.Chain
 			f.authRes.Sealed = ForgeSeal(f.rnd, f.p.Merchant.KE.Cert, ForgeLabelSealAuthRes, ForgeEncode(s), nil)
+			return f.checkAuthRes()
+		}},
+		{"an AuthRes signed by another gateway than the one sealed to", CodeWrongGateway, func(f *flow) error {
+			f.must(f.pinit, f.purchase, f.authorize)
+			two := f.p.NewGateway("gateway two")
+			two.TokenKey = f.p.Gateway.TokenKey
+			var err error
+			f.authRes, err = NewAuthRes(two, f.auth, &AuthDecision{Result: AuthApproved, AuthAmt: f.authAmt, AuthCode: "A", BankRef: []byte("h")}, testpki.Epoch, f.rnd)
+			if err != nil {
+				f.t.Fatal(err)
+			}
 			return f.checkAuthRes()
 		}},
 		{"RRPID not echoed", CodeRRPIDMismatch, func(f *flow) error {
@@ -634,8 +658,24 @@ func TestGatewayChecksCapReq(t *testing.T) {
 			return capItem(f, func(it *CapItem) {
 				tok := f.openToken(it)
 				tok.XID[0] ^= 1
-				it.CapToken = ForgeSeal(f.rnd, f.p.Gateway.KE.Cert, ForgeLabelSealCapTok, ForgeEncode(tok), ForgePIAAD(it.TransIDs.XID))
+				// Made with the real token key and bound to the item's XID,
+				// but naming another: only the gateway itself could err so.
+				it.CapToken = ForgeSealCapTokenFor(f.rnd, f.p.Gateway, tok, it.TransIDs.XID)
 			})
+		}},
+		{"a CapToken forged by the merchant (sealed to the gateway's public key)", CodeCapTokenInvalid, func(f *flow) error {
+			upToAuth(f)
+			return capItem(f, func(it *CapItem) {
+				tok := f.openToken(it)
+				tok.AuthAmt.Value *= 100
+				it.CapToken = ForgeSeal(f.rnd, f.p.Gateway.KE.Cert, "setpay/1 CapToken", ForgeEncode(tok), ForgePIAAD(it.TransIDs.XID))
+				it.CapToken.Recipient = TokenKeyID(f.s, Secret{})
+			})
+		}},
+		{"a CapToken made with another gateway's token key", CodeCapTokenInvalid, func(f *flow) error {
+			upToAuth(f)
+			other := f.p.NewGateway("gateway two")
+			return capItem(f, func(it *CapItem) { it.CapToken = ForgeSealCapToken(f.rnd, other, f.openToken(it)) })
 		}},
 		{"a CapToken captured by another merchant", CodeMerchantMismatch, func(f *flow) error {
 			upToAuth(f)
@@ -664,7 +704,7 @@ func TestGatewayChecksCapReq(t *testing.T) {
 }
 
 func (f *flow) openToken(it *CapItem) *CapTokenData {
-	pt, err := ForgeOpen(f.p.Gateway.KE, &it.CapToken, ForgeLabelSealCapTok, ForgePIAAD(it.TransIDs.XID))
+	pt, err := ForgeOpenCapToken(f.p.Gateway, &it.CapToken, it.TransIDs.XID)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -701,7 +741,7 @@ func TestMerchantChecksCapRes(t *testing.T) {
 		if sentEdit != nil {
 			sentEdit(&sent)
 		}
-		_, err = VerifyCapRes(f.p.Trust, f.p.Merchant, &sent, f.capRes)
+		_, err = VerifyCapRes(f.p.Trust, f.p.Merchant, f.terms.Gateway, &sent, f.capRes)
 		return err
 	}
 	same := func(r []CapResItem) []CapResItem { return r }
@@ -710,7 +750,7 @@ func TestMerchantChecksCapRes(t *testing.T) {
 			upToCap(f)
 			f.must(f.settle)
 			f.capRes.Sealed.Ciphertext[3] ^= 1
-			_, err := VerifyCapRes(f.p.Trust, f.p.Merchant, f.capSent, f.capRes)
+			_, err := VerifyCapRes(f.p.Trust, f.p.Merchant, f.terms.Gateway, f.capSent, f.capRes)
 			return err
 		}},
 		{"RRPID not echoed", CodeRRPIDMismatch, func(f *flow) error {
@@ -770,6 +810,14 @@ func TestCertificateChecks(t *testing.T) {
 		{"a cardholder certificate not yet valid", CodeCertExpired, func(f *flow) error {
 			return withCardholder(f, f.p.CCA, testpki.Options{NotBefore: testpki.Epoch.Add(time.Minute)})
 		}},
+		{"an expired cardholder CA", CodeCertExpired, func(f *flow) error {
+			cca := f.p.Brand.SubCA(CertCardholderCA, "expired CCA")
+			der := f.p.Brand.Issue(testpki.Options{Type: CertCardholderCA, Name: "expired CCA", Public: cca.Key,
+				NotAfter: testpki.Epoch.Add(-time.Minute), Extensions: []pkix.Extension{BrandExtension(testpki.TestBrand)}})
+			cca.Cert, cca.Chain = der, append([][]byte{der}, f.p.Brand.Chain...)
+			cca.X509, _ = x509.ParseCertificate(der)
+			return withCardholder(f, cca, testpki.Options{})
+		}},
 		{"a revoked cardholder certificate", CodeCertRevoked, func(f *flow) error {
 			revoked := f.p.Cardholder.Cert.X509.SerialNumber
 			f.p.Trust.Revoked = func(c *x509.Certificate) bool { return c.SerialNumber.Cmp(revoked) == 0 }
@@ -794,6 +842,13 @@ func TestCertificateChecks(t *testing.T) {
 		{"a cardholder certificate allowing key encipherment", CodeCertRole, func(f *flow) error {
 			return withCardholder(f, f.p.CCA, testpki.Options{KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment})
 		}},
+		{"a merchant certificate without merchant data", CodeCertRole, func(f *flow) error {
+			return withCardholder(f, f.p.MCA, testpki.Options{Type: CertMerchantSignature})
+		}},
+		{"a cardholder certificate with merchant data", CodeCertRole, func(f *flow) error {
+			return withCardholder(f, f.p.CCA, testpki.Options{
+				Extensions: []pkix.Extension{MerchantDataExtension(MerchantData{MerchantID: "M-1", Name: "n", AcquirerBIN: "400000"})}})
+		}},
 		{"a cardholder certificate of the other suite", CodeCertKeyType, func(f *flow) error {
 			o := f.otherPKI()
 			f.cardholder = o.Cardholder
@@ -815,4 +870,49 @@ func TestCertificateChecks(t *testing.T) {
 			return f.checkPReq()
 		}},
 	})
+}
+
+func TestKeyUsageSeparatesSigningFromKeyExchange(t *testing.T) {
+	p := pkiFor(SuitePQ)
+	pub, _ := testpki.KEMKey(SuitePQ, "ku", "gateway")
+	for _, tc := range []struct {
+		name string
+		ku   x509.KeyUsage
+		want Code
+	}{
+		{"key encipherment only is a key-exchange certificate", x509.KeyUsageKeyEncipherment, 0},
+		{"data encipherment is not key exchange", x509.KeyUsageDataEncipherment, CodeCertRole},
+		{"a key-exchange key that may also sign", x509.KeyUsageKeyEncipherment | x509.KeyUsageDigitalSignature, CodeCertRole},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			der := p.PCA.Issue(testpki.Options{Type: CertGatewayKeyExchange, Name: "ku", Public: pub, KeyUsage: tc.ku})
+			_, err := p.Trust.Verify(append([][]byte{der}, p.PCA.Chain...), ThumbprintOf(der), CertGatewayKeyExchange, SuitePQ)
+			if CodeOf(err) != tc.want {
+				t.Fatalf("got %v, want code %d", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestVerifyIgnoresCertificatesOffThePath(t *testing.T) {
+	// PInitRes carries the merchant's and the gateway's chains; an expired
+	// certificate of one must not fail the check of the other.
+	p := pkiFor(SuitePQ)
+	pub, _ := testpki.KEMKey(SuitePQ, "off path", "gateway")
+	expired := p.PCA.Issue(testpki.Options{Type: CertGatewayKeyExchange, Name: "old", Public: pub, NotAfter: testpki.Epoch.Add(-time.Hour)})
+	certs := append(append([][]byte{}, p.Merchant.Sig.Chain...), expired)
+	if _, err := p.Trust.Verify(certs, p.Merchant.Sig.Cert.Thumb, CertMerchantSignature, SuitePQ); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDeclinedAuthResHasNoAmount(t *testing.T) {
+	f := newFlow(t, SuitePQ)
+	f.must(f.pinit, f.purchase, f.authorize)
+	d := AuthResData{TransIDs: f.auth.Request.TransIDs, MerchantID: "M-0001", Result: AuthDeclined,
+		Reason: DeclineExpiredCard, AuthAmt: Amount{Currency: 978, Value: 1}}
+	s := AuthResSigned{Data: d, Signature: ForgeSign(f.p.Gateway.Sig, ForgeLabelSigAuthRes, ForgeEncode(&d))}
+	if _, err := ForgeDecodeAuthResSigned(ForgeEncode(&s)); CodeOf(err) != CodeMalformed {
+		t.Fatalf("got %v, want CodeMalformed", err)
+	}
 }

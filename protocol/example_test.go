@@ -42,7 +42,7 @@ func Example() {
 	fmt.Println("gateway read the card:", auth.PANData.PAN, "and the amount:", auth.PIHead.PurchAmt.Value)
 	authRes := must(protocol.NewAuthRes(p.Gateway, auth, &protocol.AuthDecision{Result: protocol.AuthApproved,
 		AuthAmt: order.PurchAmt, AuthCode: "A1B2C3", BankRef: []byte("hold-1")}, testpki.Epoch, rnd))
-	approved := must(protocol.VerifyAuthRes(p.Trust, p.Merchant, &auth.Request, authRes))
+	approved := must(protocol.VerifyAuthRes(p.Trust, p.Merchant, terms.Gateway, &auth.Request, authRes))
 	fmt.Println("merchant got approval", approved.AuthCode, "naming itself:", approved.MerchantID)
 
 	// Merchant -> cardholder: PRes.
@@ -55,7 +55,7 @@ func Example() {
 	capReq, sent := must2(protocol.NewCapReq(p.Merchant, terms.Gateway, protocol.RRPID{7}, 1, []protocol.CapItem{item}, rnd))
 	batch := must(protocol.VerifyCapReq(p.Trust, p.Gateway, capReq))
 	capRes := must(protocol.NewCapRes(p.Gateway, batch, []protocol.CapResItem{{XID: item.TransIDs.XID, CapAmt: batch.Items[0].Token.AuthAmt}}, rnd))
-	captured := must(protocol.VerifyCapRes(p.Trust, p.Merchant, sent, capRes))
+	captured := must(protocol.VerifyCapRes(p.Trust, p.Merchant, terms.Gateway, sent, capRes))
 	fmt.Println("captured:", captured.Items[0].CapAmt.Value)
 	// Output:
 	// merchant verified the dual signature of cardholder

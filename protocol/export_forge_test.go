@@ -57,10 +57,36 @@ const (
 	ForgeLabelSealAuthRes = labelSealAuthRes
 	ForgeLabelSigCapReq   = labelSigCapReq
 	ForgeLabelSealCapReq  = labelSealCapReq
-	ForgeLabelSealCapTok  = labelSealCapToken
 	ForgeLabelSigPInitRes = labelSigPInitRes
 )
 
 func ForgeVerify(s Suite, c *Cert, label string, tbs []byte, sig *Signature) bool {
 	return s.verify(c.X509.PublicKey, label, tbs, sig.Value)
+}
+
+// ForgeOpenCapToken opens a CapToken with the gateway's token key.
+func ForgeOpenCapToken(k *GatewayKeys, e *Envelope, xid XID) ([]byte, error) {
+	return openCapTokenBytes(k.KE.Suite(), k.TokenKey, e, xid)
+}
+
+// ForgeSealCapToken seals any CapTokenData with the gateway's token key.
+func ForgeSealCapToken(rnd io.Reader, k *GatewayKeys, tok *CapTokenData) Envelope {
+	e, err := sealCapToken(rnd, k.KE.Suite(), k.TokenKey, tok)
+	if err != nil {
+		panic(err)
+	}
+	return e
+}
+
+// ForgeSealCapTokenFor seals tok with the gateway's token key but binds it
+// to xid (which a correct gateway takes from tok itself).
+func ForgeSealCapTokenFor(rnd io.Reader, k *GatewayKeys, tok *CapTokenData, xid XID) Envelope {
+	s := k.KE.Suite()
+	salt := make([]byte, 32)
+	io.ReadFull(rnd, salt)
+	aead, nonce, err := capTokenAEAD(s, k.TokenKey, salt)
+	if err != nil {
+		panic(err)
+	}
+	return Envelope{Suite: s, Recipient: TokenKeyID(s, k.TokenKey), Enc: salt, Ciphertext: aead.Seal(nil, nonce, encode(tok), capTokenAAD(xid))}
 }

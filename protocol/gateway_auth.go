@@ -14,6 +14,9 @@ import (
 type GatewayKeys struct {
 	Sig *SigningKey
 	KE  *KeyExchangeKey
+	// TokenKey seals and opens the gateway's CapTokens (captoken.go). It
+	// never leaves the gateway.
+	TokenKey Secret
 }
 
 // AmountPolicy says how much a merchant may ask to authorize relative to
@@ -72,7 +75,8 @@ type Authorization struct {
 //     (CodeMerchantMismatch);
 //  10. the amount to authorize is within policy of PurchAmt
 //     (CodeAmountMismatch);
-//  11. the card data is well formed (CodeCardData);
+//  11. the card data is well formed, and an unsigned PI's PANSecret is
+//     all zeros (CodeCardData);
 //  12. the cardholder certificate's account hash equals
 //     H(PAN, expiry) keyed with PANSecret (CodeAccountHash).
 func VerifyAuthReq(t *Trust, keys *GatewayKeys, policy AmountPolicy, req *AuthReq) (*Authorization, error) {
@@ -133,6 +137,9 @@ func VerifyAuthReq(t *Trust, keys *GatewayKeys, policy AmountPolicy, req *AuthRe
 	if err := pi.PANData.check(); err != nil {
 		return nil, err
 	}
+	if a.Cardholder == nil && pi.PANData.PANSecret != (Secret{}) {
+		return nil, fail(CodeCardData, "an unsigned PI must carry an all-zero PANSecret")
+	}
 	if a.Cardholder != nil {
 		if a.Cardholder.AccountHash == nil {
 			return nil, fail(CodeAccountHash, "cardholder certificate has no account hash")
@@ -174,10 +181,11 @@ type AuthDecision struct {
 	BankRef  []byte // issuer's reference for the hold, 1..64 bytes
 }
 
-// NewAuthRes answers a verified AuthReq: on approval it seals a CapToken to
-// the gateway's own key-exchange certificate; it signs AuthResData (naming
+// NewAuthRes answers a verified AuthReq: on approval it seals a CapToken
+// with the gateway's token key; it signs AuthResData (naming
 // the merchant and the XID) and seals it to the merchant.
 func NewAuthRes(keys *GatewayKeys, a *Authorization, dec *AuthDecision, now time.Time, rnd io.Reader) (*AuthRes, error) {
+	s := a.Suite
 	d := AuthResData{
 		TransIDs:      a.Request.TransIDs,
 		RRPID:         a.Request.RRPID,
@@ -197,7 +205,7 @@ func NewAuthRes(keys *GatewayKeys, a *Authorization, dec *AuthDecision, now time
 			AuthDate:   now,
 			BankRef:    dec.BankRef,
 		}
-		env, err := sealTo(rnd, keys.KE.Cert, labelSealCapToken, encode(&tok), capTokenAAD(tok.XID))
+		env, err := sealCapToken(rnd, s, keys.TokenKey, &tok)
 		if err != nil {
 			return nil, err
 		}
@@ -216,6 +224,3 @@ func NewAuthRes(keys *GatewayKeys, a *Authorization, dec *AuthDecision, now time
 	}
 	return &AuthRes{Sealed: env}, nil
 }
-
-// capTokenAAD returns the associated data of a CapToken: DER(XID).
-func capTokenAAD(xid XID) []byte { return piAAD(xid) }

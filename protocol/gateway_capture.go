@@ -27,7 +27,7 @@ type CaptureItem struct {
 // envelope (CodeDecrypt, CodeSuiteMismatch), CodeMalformed, the merchant's
 // signature and certificates (CodeSignature, certificate codes), the merchant
 // key-exchange certificate (certificate codes, CodeMerchantMismatch). Each item
-// then: its CapToken opens with the gateway's key and the item's XID
+// then: its CapToken opens with the gateway's token key and the item's XID
 // (CodeCapTokenInvalid); the token is for this XID (CodeXIDMismatch), this
 // merchant (CodeMerchantMismatch) and this authorization
 // (CodeRRPIDMismatch); the capture is in the authorized currency
@@ -59,20 +59,16 @@ func VerifyCapReq(t *Trust, keys *GatewayKeys, req *CapReq) (*CaptureBatch, erro
 	}
 	for i := range d.Items {
 		it := &d.Items[i]
-		tok, err := checkCapItem(keys.KE, s, b.Merchant.MerchantID(), it)
+		tok, err := checkCapItem(keys.TokenKey, s, b.Merchant.MerchantID(), it)
 		b.Items = append(b.Items, CaptureItem{Item: it, Token: tok, Err: err})
 	}
 	return b, nil
 }
 
-func checkCapItem(ke *KeyExchangeKey, s Suite, merchantID string, it *CapItem) (*CapTokenData, error) {
-	pt, err := ke.open(&it.CapToken, s, labelSealCapToken, capTokenAAD(it.TransIDs.XID))
+func checkCapItem(tokenKey Secret, s Suite, merchantID string, it *CapItem) (*CapTokenData, error) {
+	tok, err := openCapToken(s, tokenKey, &it.CapToken, it.TransIDs.XID)
 	if err != nil {
-		return nil, failWrap(CodeCapTokenInvalid, err, "CapToken does not open for this transaction")
-	}
-	tok, err := decode[CapTokenData](pt, "CapTokenData")
-	if err != nil {
-		return nil, failWrap(CodeCapTokenInvalid, err, "CapToken content")
+		return nil, err
 	}
 	switch {
 	case tok.XID != it.TransIDs.XID:

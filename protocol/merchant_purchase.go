@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"bytes"
 	"io"
 	"slices"
 	"time"
@@ -185,11 +186,12 @@ func NewAuthReq(p *AuthReqParams) (*AuthReq, error) {
 // sent. Checks, in order: the envelope opens with the merchant's
 // key-exchange key (CodeDecrypt, CodeSuiteMismatch); it holds a well-formed
 // AuthResSigned (CodeMalformed); the gateway's signature and certificate
-// (CodeSignature, certificate codes); RRPID echo (CodeRRPIDMismatch);
-// TransIDs (CodeXIDMismatch, CodeTransIDsMismatch); AuthRes names this
+// (CodeSignature, certificate codes), which must be the gateway whose
+// key-exchange certificate gateway the AuthReq was sealed to: same subject
+// (CodeWrongGateway); RRPID echo (CodeRRPIDMismatch); TransIDs (CodeXIDMismatch, CodeTransIDsMismatch); AuthRes names this
 // merchant and its certificate (CodeMerchantMismatch); an approved amount is
 // in the requested currency and not above the request (CodeAmountMismatch).
-func VerifyAuthRes(t *Trust, keys *MerchantKeys, sent *AuthReqData, res *AuthRes) (*AuthResData, error) {
+func VerifyAuthRes(t *Trust, keys *MerchantKeys, gateway *Cert, sent *AuthReqData, res *AuthRes) (*AuthResData, error) {
 	s := keys.KE.Suite()
 	pt, err := keys.KE.open(&res.Sealed, s, labelSealAuthRes, nil)
 	if err != nil {
@@ -200,7 +202,7 @@ func VerifyAuthRes(t *Trust, keys *MerchantKeys, sent *AuthReqData, res *AuthRes
 		return nil, err
 	}
 	d := &signed.Data
-	if _, err := verifySignature(t, &signed.Signature, signed.Certificates, CertGatewaySignature, s, labelSigAuthRes, encode(d), CodeSignature); err != nil {
+	if err := verifyGatewaySignature(t, gateway, &signed.Signature, signed.Certificates, s, labelSigAuthRes, encode(d)); err != nil {
 		return nil, err
 	}
 	if d.RRPID != sent.RRPID {
@@ -249,9 +251,10 @@ func NewCapReq(keys *MerchantKeys, gateway *Cert, rrpid RRPID, batchID int64, it
 }
 
 // VerifyCapRes is the merchant's check of CapRes against the CapReq it sent:
-// envelope, gateway signature, RRPID echo, merchant and batch named, and one
+// envelope, gateway signature (by the gateway of the key-exchange
+// certificate gateway, as in VerifyAuthRes), RRPID echo, merchant and batch named, and one
 // result per item in order, none capturing more than was asked.
-func VerifyCapRes(t *Trust, keys *MerchantKeys, sent *CapReqData, res *CapRes) (*CapResData, error) {
+func VerifyCapRes(t *Trust, keys *MerchantKeys, gateway *Cert, sent *CapReqData, res *CapRes) (*CapResData, error) {
 	s := keys.KE.Suite()
 	pt, err := keys.KE.open(&res.Sealed, s, labelSealCapRes, nil)
 	if err != nil {
@@ -262,7 +265,7 @@ func VerifyCapRes(t *Trust, keys *MerchantKeys, sent *CapReqData, res *CapRes) (
 		return nil, err
 	}
 	d := &signed.Data
-	if _, err := verifySignature(t, &signed.Signature, signed.Certificates, CertGatewaySignature, s, labelSigCapRes, encode(d), CodeSignature); err != nil {
+	if err := verifyGatewaySignature(t, gateway, &signed.Signature, signed.Certificates, s, labelSigCapRes, encode(d)); err != nil {
 		return nil, err
 	}
 	if d.RRPID != sent.RRPID {
@@ -284,6 +287,22 @@ func VerifyCapRes(t *Trust, keys *MerchantKeys, sent *CapReqData, res *CapRes) (
 		}
 	}
 	return d, nil
+}
+
+// verifyGatewaySignature checks a gateway's signature and that the signer is
+// the gateway the merchant sealed to: its signature certificate has the
+// subject of that gateway's key-exchange certificate. Certificates carry no
+// gateway identifier, and both come from the payment-gateway CA, which
+// vouches for the subject.
+func verifyGatewaySignature(t *Trust, gateway *Cert, sig *Signature, certs [][]byte, s Suite, label string, tbs []byte) error {
+	c, err := verifySignature(t, sig, certs, CertGatewaySignature, s, label, tbs, CodeSignature)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(c.X509.RawSubject, gateway.X509.RawSubject) {
+		return fail(CodeWrongGateway, "signed by gateway %q, the merchant sealed to gateway %q", c.X509.Subject.CommonName, gateway.X509.Subject.CommonName)
+	}
+	return nil
 }
 
 // dedup removes repeated certificates, keeping the first occurrence.

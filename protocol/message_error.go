@@ -87,9 +87,11 @@ func (m *Error) parse(r *der.Reader, name string) {
 // message that caused it without repeating it.
 func ErrorThumb(s Suite, msg []byte) Digest { return Hash(labelErrorThumb, s, msg) }
 
-// NewError reports err to the peer. The wire detail is the error's code name
-// and local detail, which never hold card data or secrets; offending is the
-// message that caused it (nil: none). With key set the Error is signed.
+// NewError reports err to the peer: its Code, and its local detail (which
+// never holds card data or secrets) made safe for the wire by wireDetail.
+// offending is the DER MessageWrapper, as received, of the message that
+// caused it (nil: none); s is the transaction's suite, or SuitePQ before one
+// is agreed. With key set the Error is signed.
 func NewError(err error, nonce Challenge, s Suite, offending []byte, key *SigningKey) (*Error, error) {
 	code := CodeOf(err)
 	if code == 0 {

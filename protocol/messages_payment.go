@@ -213,6 +213,9 @@ func (d *AuthResData) parse(r *der.Reader, name string) {
 		if (d.AuthCode != "") != approved || (d.CapToken != nil) != approved || (d.Reason != 0) == approved {
 			r.Fail("result", "authCode and capToken must be present iff approved, reason iff declined")
 		}
+		if !approved && d.AuthAmt.Value != 0 {
+			r.Fail("authAmt", "a declined authorization has amount 0")
+		}
 	})
 }
 

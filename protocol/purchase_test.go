@@ -189,7 +189,7 @@ func (f *flow) checkAuthRes() error {
 	f.authRes = wire(f.t, f.authRes)
 	sent := f.authReqData()
 	var err error
-	f.authData, err = VerifyAuthRes(f.p.Trust, f.p.Merchant, sent, f.authRes)
+	f.authData, err = VerifyAuthRes(f.p.Trust, f.p.Merchant, f.terms.Gateway, sent, f.authRes)
 	return err
 }
 
@@ -264,7 +264,7 @@ func (f *flow) settle() error {
 		f.t.Fatal(err)
 	}
 	f.capRes = wire(f.t, f.capRes)
-	f.capData, err = VerifyCapRes(f.p.Trust, f.p.Merchant, f.capSent, f.capRes)
+	f.capData, err = VerifyCapRes(f.p.Trust, f.p.Merchant, f.terms.Gateway, f.capSent, f.capRes)
 	return err
 }
 

@@ -91,7 +91,7 @@ func TestGatewayNeverSeesOrderDescription(t *testing.T) {
 			if opened["CapReq"], err = ForgeOpen(f.p.Gateway.KE, &f.capReq.Sealed, ForgeLabelSealCapReq, nil); err != nil {
 				t.Fatal(err)
 			}
-			if opened["CapToken"], err = ForgeOpen(f.p.Gateway.KE, f.authData.CapToken, ForgeLabelSealCapTok, ForgePIAAD(xid)); err != nil {
+			if opened["CapToken"], err = ForgeOpenCapToken(f.p.Gateway, f.authData.CapToken, xid); err != nil {
 				t.Fatal(err)
 			}
 			for name, pt := range opened {

@@ -112,13 +112,14 @@ const (
 	labelSigCapRes   = "setpay/1 CapRes signature"
 	labelSigError    = "setpay/1 Error signature"
 
-	labelSealPIDual   = "setpay/1 PI dual-signed"
-	labelSealPIUnsig  = "setpay/1 PI unsigned"
-	labelSealAuthReq  = "setpay/1 AuthReq envelope"
-	labelSealAuthRes  = "setpay/1 AuthRes envelope"
-	labelSealCapReq   = "setpay/1 CapReq envelope"
-	labelSealCapRes   = "setpay/1 CapRes envelope"
-	labelSealCapToken = "setpay/1 CapToken"
+	labelSealPIDual    = "setpay/1 PI dual-signed"
+	labelSealPIUnsig   = "setpay/1 PI unsigned"
+	labelSealAuthReq   = "setpay/1 AuthReq envelope"
+	labelSealAuthRes   = "setpay/1 AuthRes envelope"
+	labelSealCapReq    = "setpay/1 CapReq envelope"
+	labelSealCapRes    = "setpay/1 CapRes envelope"
+	labelSealCapToken  = "setpay/1 CapToken"
+	labelCapTokenKeyID = "setpay/1 CapToken key id"
 )
 
 // Labelled returns the labelled input L(label, suite, content):

@@ -323,26 +323,31 @@ func (p *PKI) NewCardholder(name string, card protocol.Card, o Options) *protoco
 	return p.signingKey(p.CCA, key, o)
 }
 
-// NewMerchant issues a merchant's signature and key-exchange certificates.
+// NewMerchant issues a merchant's signature and key-exchange certificates,
+// with the same subject and merchant data.
 func (p *PKI) NewMerchant(name string, md protocol.MerchantData) *protocol.MerchantKeys {
 	key := SigningKey(p.Suite, p.seed, name)
 	sig := p.signingKey(p.MCA, key, Options{Type: protocol.CertMerchantSignature, Name: name, Public: key,
 		Extensions: []pkix.Extension{protocol.MerchantDataExtension(md), protocol.BrandExtension(TestBrand)}})
 	pub, priv := KEMKey(p.Suite, p.seed, name)
-	ke := p.kexKey(p.MCA, priv, Options{Type: protocol.CertMerchantKeyExchange, Name: name + " KE", Public: pub,
+	ke := p.kexKey(p.MCA, priv, Options{Type: protocol.CertMerchantKeyExchange, Name: name, Public: pub,
 		Extensions: []pkix.Extension{protocol.MerchantDataExtension(md), protocol.BrandExtension(TestBrand)}})
 	return &protocol.MerchantKeys{Sig: sig, KE: ke}
 }
 
-// NewGateway issues a gateway's signature and key-exchange certificates.
+// NewGateway issues a gateway's signature and key-exchange certificates
+// (with the same subject, which is how a merchant ties the gateway's
+// signatures to the key it sealed to) and derives its CapToken key.
 func (p *PKI) NewGateway(name string) *protocol.GatewayKeys {
 	key := SigningKey(p.Suite, p.seed, name)
 	sig := p.signingKey(p.PCA, key, Options{Type: protocol.CertGatewaySignature, Name: name, Public: key,
 		Extensions: []pkix.Extension{protocol.BrandExtension(TestBrand)}})
 	pub, priv := KEMKey(p.Suite, p.seed, name)
-	ke := p.kexKey(p.PCA, priv, Options{Type: protocol.CertGatewayKeyExchange, Name: name + " KE", Public: pub,
+	ke := p.kexKey(p.PCA, priv, Options{Type: protocol.CertGatewayKeyExchange, Name: name, Public: pub,
 		Extensions: []pkix.Extension{protocol.BrandExtension(TestBrand)}})
-	return &protocol.GatewayKeys{Sig: sig, KE: ke}
+	var tokenKey protocol.Secret
+	copy(tokenKey[:], Seed(p.seed, "token key "+name, 32))
+	return &protocol.GatewayKeys{Sig: sig, KE: ke, TokenKey: tokenKey}
 }
 
 // signingKey issues a certificate described by o under ca for key and pairs
