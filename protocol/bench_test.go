@@ -19,20 +19,20 @@ func BenchmarkPReq(b *testing.B) {
 		f.must(f.pinit, f.purchase, f.authorize)
 		xid := f.preq.OIData.TransIDs.XID
 		dsIn := DualSignatureInput(f.preqRes.PIMD, f.preqRes.OIMD)
-		pt, err := ForgeOpen(f.p.Gateway.KE, &f.preq.PI.Sealed, ForgeLabelSealPIDual, ForgePIAAD(xid))
+		pt, err := OpenEnvelope(f.p.Gateway.KE, &f.preq.PI.Sealed, LabelSealPIDual, PIAAD(xid))
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.Run(s.String()+"/sign", func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				ForgeSign(f.p.Cardholder, ForgeLabelDualSig, dsIn)
+				ForgeSign(f.p.Cardholder, LabelDualSig, dsIn)
 			}
 		})
 		b.Run(s.String()+"/verify", func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if !ForgeVerify(s, f.p.Cardholder.Cert, ForgeLabelDualSig, dsIn, f.preq.PI.DualSignature) {
+				if !ForgeVerify(s, f.p.Cardholder.Cert, LabelDualSig, dsIn, f.preq.PI.DualSignature) {
 					b.Fatal("dual signature does not verify")
 				}
 			}
@@ -40,13 +40,13 @@ func BenchmarkPReq(b *testing.B) {
 		b.Run(s.String()+"/seal", func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				ForgeSeal(f.rnd, f.p.Gateway.KE.Cert, ForgeLabelSealPIDual, pt, ForgePIAAD(xid))
+				ForgeSeal(f.rnd, f.p.Gateway.KE.Cert, LabelSealPIDual, pt, PIAAD(xid))
 			}
 		})
 		b.Run(s.String()+"/open", func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := ForgeOpen(f.p.Gateway.KE, &f.preq.PI.Sealed, ForgeLabelSealPIDual, ForgePIAAD(xid)); err != nil {
+				if _, err := OpenEnvelope(f.p.Gateway.KE, &f.preq.PI.Sealed, LabelSealPIDual, PIAAD(xid)); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -84,18 +84,18 @@ func (f *flow) rebuildPReq(editTerms func(*PurchaseTerms), editParams func(*PReq
 // used to reach the gateway's checks behind the dual signature.
 func (f *flow) forgePI(edit func(*PIContent)) {
 	xid := f.pinitRes.Data.TransIDs.XID
-	pt, err := ForgeOpen(f.p.Gateway.KE, &f.preq.PI.Sealed, ForgeLabelSealPIDual, ForgePIAAD(xid))
+	pt, err := OpenEnvelope(f.p.Gateway.KE, &f.preq.PI.Sealed, LabelSealPIDual, PIAAD(xid))
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	c, err := ForgeDecodePIContent(pt)
+	c, err := DecodePIContent(pt)
 	if err != nil {
 		f.t.Fatal(err)
 	}
 	edit(c)
-	ds := ForgeSign(f.cardholder, ForgeLabelDualSig, DualSignatureInput(PIMD(f.s, &c.PIData), c.OIMD))
+	ds := ForgeSign(f.cardholder, LabelDualSig, DualSignatureInput(PIMD(f.s, &c.PIData), c.OIMD))
 	f.preq.PI.DualSignature = &ds
-	f.preq.PI.Sealed = ForgeSeal(f.rnd, f.p.Gateway.KE.Cert, ForgeLabelSealPIDual, ForgeEncode(c), ForgePIAAD(xid))
+	f.preq.PI.Sealed = ForgeSeal(f.rnd, f.p.Gateway.KE.Cert, LabelSealPIDual, Encode(c), PIAAD(xid))
 }
 
 // skipMerchant stands for a merchant that forwards a PReq it did not (or
@@ -106,19 +106,19 @@ func (f *flow) skipMerchant() {
 
 // sealAuthReq re-signs (with key) and re-seals an edited AuthReqData.
 func (f *flow) sealAuthReq(key *SigningKey, edit func(*AuthReqData)) {
-	pt, err := ForgeOpen(f.p.Gateway.KE, &f.authReq.Sealed, ForgeLabelSealAuthReq, nil)
+	pt, err := OpenEnvelope(f.p.Gateway.KE, &f.authReq.Sealed, LabelSealAuthReq, nil)
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	s, err := ForgeDecodeAuthReqSigned(pt)
+	s, err := DecodeAuthReqSigned(pt)
 	if err != nil {
 		f.t.Fatal(err)
 	}
 	edit(&s.Data)
 	if key != nil {
-		s.Signature = ForgeSign(key, ForgeLabelSigAuthReq, ForgeEncode(&s.Data))
+		s.Signature = ForgeSign(key, LabelSigAuthReq, Encode(&s.Data))
 	}
-	f.authReq.Sealed = ForgeSeal(f.rnd, f.p.Gateway.KE.Cert, ForgeLabelSealAuthReq, ForgeEncode(s), nil)
+	f.authReq.Sealed = ForgeSeal(f.rnd, f.p.Gateway.KE.Cert, LabelSealAuthReq, Encode(s), nil)
 }
 
 // decide has the gateway answer with dec for a doctored Authorization.
@@ -182,7 +182,7 @@ func TestCardholderChecksPInitRes(t *testing.T) {
 		}},
 		{"a signature by a gateway certificate is the wrong role", CodeCertRole, func(f *flow) error {
 			f.must(f.pinit)
-			f.pinitRes.Signature = ForgeSign(f.p.Gateway.Sig, ForgeLabelSigPInitRes, ForgeEncode(&f.pinitRes.Data))
+			f.pinitRes.Signature = ForgeSign(f.p.Gateway.Sig, LabelSigPInitRes, Encode(&f.pinitRes.Data))
 			f.pinitRes.Certificates = append(f.pinitRes.Certificates, f.p.Gateway.Sig.Chain...)
 			return f.checkPInitRes()
 		}},
@@ -209,7 +209,7 @@ func TestCardholderChecksPInitRes(t *testing.T) {
 		{"PEThumb naming a certificate that is not sent", CodeCertMissing, func(f *flow) error {
 			f.must(f.pinit)
 			f.pinitRes.Data.PEThumb[0] ^= 1
-			f.pinitRes.Signature = ForgeSign(f.p.Merchant.Sig, ForgeLabelSigPInitRes, ForgeEncode(&f.pinitRes.Data))
+			f.pinitRes.Signature = ForgeSign(f.p.Merchant.Sig, LabelSigPInitRes, Encode(&f.pinitRes.Data))
 			return f.checkPInitRes()
 		}},
 	})
@@ -285,7 +285,7 @@ func TestMerchantChecksPReq(t *testing.T) {
 		}},
 		{"a PI sealed to another gateway", CodeWrongGateway, func(f *flow) error {
 			f.must(f.pinit, f.purchase)
-			f.preq.PI.Sealed = ForgeSeal(f.rnd, f.p.NewGateway("gateway two").KE.Cert, ForgeLabelSealPIDual, []byte("x"), nil)
+			f.preq.PI.Sealed = ForgeSeal(f.rnd, f.p.NewGateway("gateway two").KE.Cert, LabelSealPIDual, []byte("x"), nil)
 			return f.checkPReq()
 		}},
 	})
@@ -315,7 +315,7 @@ func TestGatewayChecksAuthReq(t *testing.T) {
 		}},
 		{"an envelope holding something else than AuthReqSigned", CodeMalformed, func(f *flow) error {
 			f.must(f.pinit, f.purchase, f.authorize)
-			f.authReq.Sealed = ForgeSeal(f.rnd, f.p.Gateway.KE.Cert, ForgeLabelSealAuthReq, ForgeEncode(&f.preq.OIData), nil)
+			f.authReq.Sealed = ForgeSeal(f.rnd, f.p.Gateway.KE.Cert, LabelSealAuthReq, Encode(&f.preq.OIData), nil)
 			return f.checkAuthReq()
 		}},
 		{"a changed AuthReqData breaks the merchant signature", CodeSignature, func(f *flow) error {
@@ -325,11 +325,11 @@ func TestGatewayChecksAuthReq(t *testing.T) {
 		}},
 		{"an AuthReq signed by a cardholder certificate is the wrong role", CodeCertRole, func(f *flow) error {
 			f.must(f.pinit, f.purchase, f.authorize)
-			pt, _ := ForgeOpen(f.p.Gateway.KE, &f.authReq.Sealed, ForgeLabelSealAuthReq, nil)
-			s, _ := ForgeDecodeAuthReqSigned(pt)
-			s.Signature = ForgeSign(f.p.Cardholder, ForgeLabelSigAuthReq, ForgeEncode(&s.Data))
+			pt, _ := OpenEnvelope(f.p.Gateway.KE, &f.authReq.Sealed, LabelSealAuthReq, nil)
+			s, _ := DecodeAuthReqSigned(pt)
+			s.Signature = ForgeSign(f.p.Cardholder, LabelSigAuthReq, Encode(&s.Data))
 			s.Certificates = append(s.Certificates, f.p.Cardholder.Chain...)
-			f.authReq.Sealed = ForgeSeal(f.rnd, f.p.Gateway.KE.Cert, ForgeLabelSealAuthReq, ForgeEncode(s), nil)
+			f.authReq.Sealed = ForgeSeal(f.rnd, f.p.Gateway.KE.Cert, LabelSealAuthReq, Encode(s), nil)
 			return f.checkAuthReq()
 		}},
 		{"a merchant key-exchange certificate of another merchant", CodeMerchantMismatch, func(f *flow) error {
@@ -370,7 +370,7 @@ func TestGatewayChecksAuthReq(t *testing.T) {
 		}},
 		{"a sealed PI holding something else than PIContent", CodeMalformed, func(f *flow) error {
 			f.must(f.pinit, f.purchase)
-			f.preq.PI.Sealed = ForgeSeal(f.rnd, f.p.Gateway.KE.Cert, ForgeLabelSealPIDual, []byte{0x30, 0}, ForgePIAAD(f.pinitRes.Data.TransIDs.XID))
+			f.preq.PI.Sealed = ForgeSeal(f.rnd, f.p.Gateway.KE.Cert, LabelSealPIDual, []byte{0x30, 0}, PIAAD(f.pinitRes.Data.TransIDs.XID))
 			return f.authorize()
 		}},
 		{"a dual signature from another transaction", CodeDualSignature, func(f *flow) error {
@@ -397,11 +397,11 @@ func TestGatewayChecksAuthReq(t *testing.T) {
 			two := f.p.NewGateway("gateway two")
 			f.rebuildPReq(func(t *PurchaseTerms) { t.Gateway = two.KE.Cert }, nil)
 			xid := f.pinitRes.Data.TransIDs.XID
-			pt, err := ForgeOpen(two.KE, &f.preq.PI.Sealed, ForgeLabelSealPIDual, ForgePIAAD(xid))
+			pt, err := OpenEnvelope(two.KE, &f.preq.PI.Sealed, LabelSealPIDual, PIAAD(xid))
 			if err != nil {
 				f.t.Fatal(err)
 			}
-			f.preq.PI.Sealed = ForgeSeal(f.rnd, f.p.Gateway.KE.Cert, ForgeLabelSealPIDual, pt, ForgePIAAD(xid))
+			f.preq.PI.Sealed = ForgeSeal(f.rnd, f.p.Gateway.KE.Cert, LabelSealPIDual, pt, PIAAD(xid))
 			f.skipMerchant()
 			return f.authorize()
 		}},
@@ -456,13 +456,13 @@ func TestGatewayChecksAuthReq(t *testing.T) {
 			f.cardholder = nil
 			f.must(f.pinit, f.purchase)
 			xid := f.pinitRes.Data.TransIDs.XID
-			pt, err := ForgeOpen(f.p.Gateway.KE, &f.preq.PI.Sealed, ForgeLabelSealPIUnsig, ForgePIAAD(xid))
+			pt, err := OpenEnvelope(f.p.Gateway.KE, &f.preq.PI.Sealed, LabelSealPIUnsig, PIAAD(xid))
 			if err != nil {
 				f.t.Fatal(err)
 			}
-			c, _ := ForgeDecodePIContent(pt)
+			c, _ := DecodePIContent(pt)
 			c.PIData.PANData.PANSecret[0] = 1
-			f.preq.PI.Sealed = ForgeSeal(f.rnd, f.p.Gateway.KE.Cert, ForgeLabelSealPIUnsig, ForgeEncode(c), ForgePIAAD(xid))
+			f.preq.PI.Sealed = ForgeSeal(f.rnd, f.p.Gateway.KE.Cert, LabelSealPIUnsig, Encode(c), PIAAD(xid))
 			return f.authorize()
 		}},
 		{"card data of another card than the certificate's", CodeAccountHash, func(f *flow) error {
@@ -510,24 +510,24 @@ func TestMerchantChecksAuthRes(t *testing.T) {
 		}},
 		{"an envelope holding something else than AuthResSigned", CodeMalformed, func(f *flow) error {
 			f.must(f.pinit, f.purchase, f.authorize, f.respond)
-			f.authRes.Sealed = ForgeSeal(f.rnd, f.p.Merchant.KE.Cert, ForgeLabelSealAuthRes, []byte{0x30, 0x00}, nil)
+			f.authRes.Sealed = ForgeSeal(f.rnd, f.p.Merchant.KE.Cert, LabelSealAuthRes, []byte{0x30, 0x00}, nil)
 			return f.checkAuthRes()
 		}},
 		{"a changed AuthResData breaks the gateway signature", CodeSignature, func(f *flow) error {
 			f.must(f.pinit, f.purchase, f.authorize, f.respond)
-			pt, _ := ForgeOpen(f.p.Merchant.KE, &f.authRes.Sealed, ForgeLabelSealAuthRes, nil)
-			s, _ := ForgeDecodeAuthResSigned(pt)
+			pt, _ := OpenEnvelope(f.p.Merchant.KE, &f.authRes.Sealed, LabelSealAuthRes, nil)
+			s, _ := DecodeAuthResSigned(pt)
 			s.Data.AuthCode = "FORGED"
-			f.authRes.Sealed = ForgeSeal(f.rnd, f.p.Merchant.KE.Cert, ForgeLabelSealAuthRes, ForgeEncode(s), nil)
+			f.authRes.Sealed = ForgeSeal(f.rnd, f.p.Merchant.KE.Cert, LabelSealAuthRes, Encode(s), nil)
 			return f.checkAuthRes()
 		}},
 		{"an AuthRes signed by a merchant certificate is the wrong role", CodeCertRole, func(f *flow) error {
 			f.must(f.pinit, f.purchase, f.authorize, f.respond)
-			pt, _ := ForgeOpen(f.p.Merchant.KE, &f.authRes.Sealed, ForgeLabelSealAuthRes, nil)
-			s, _ := ForgeDecodeAuthResSigned(pt)
-			s.Signature = ForgeSign(f.p.Merchant.Sig, ForgeLabelSigAuthRes, ForgeEncode(&s.Data))
+			pt, _ := OpenEnvelope(f.p.Merchant.KE, &f.authRes.Sealed, LabelSealAuthRes, nil)
+			s, _ := DecodeAuthResSigned(pt)
+			s.Signature = ForgeSign(f.p.Merchant.Sig, LabelSigAuthRes, Encode(&s.Data))
 			s.Certificates = f.p.Merchant.Sig.Chain
-			f.authRes.Sealed = ForgeSeal(f.rnd, f.p.Merchant.KE.Cert, ForgeLabelSealAuthRes, ForgeEncode(s), nil)
+			f.authRes.Sealed = ForgeSeal(f.rnd, f.p.Merchant.KE.Cert, LabelSealAuthRes, Encode(s), nil)
 			return f.checkAuthRes()
 		}},
 		{"an AuthRes signed by another gateway than the one sealed to", CodeWrongGateway, func(f *flow) error {
@@ -628,10 +628,10 @@ func TestGatewayChecksCapReq(t *testing.T) {
 		{"a changed CapReqData breaks the merchant signature", CodeSignature, func(f *flow) error {
 			upToAuth(f)
 			f.must(f.capture)
-			pt, _ := ForgeOpen(f.p.Gateway.KE, &f.capReq.Sealed, ForgeLabelSealCapReq, nil)
-			s, _ := ForgeDecodeCapReqSigned(pt)
+			pt, _ := OpenEnvelope(f.p.Gateway.KE, &f.capReq.Sealed, LabelSealCapReq, nil)
+			s, _ := DecodeCapReqSigned(pt)
 			s.Data.Items[0].CapAmt.Value--
-			f.capReq.Sealed = ForgeSeal(f.rnd, f.p.Gateway.KE.Cert, ForgeLabelSealCapReq, ForgeEncode(s), nil)
+			f.capReq.Sealed = ForgeSeal(f.rnd, f.p.Gateway.KE.Cert, LabelSealCapReq, Encode(s), nil)
 			return f.checkCapReq()
 		}},
 		{"a merchant key-exchange certificate of another merchant", CodeMerchantMismatch, func(f *flow) error {
@@ -668,7 +668,7 @@ func TestGatewayChecksCapReq(t *testing.T) {
 			return capItem(f, func(it *CapItem) {
 				tok := f.openToken(it)
 				tok.AuthAmt.Value *= 100
-				it.CapToken = ForgeSeal(f.rnd, f.p.Gateway.KE.Cert, "setpay/1 CapToken", ForgeEncode(tok), ForgePIAAD(it.TransIDs.XID))
+				it.CapToken = ForgeSeal(f.rnd, f.p.Gateway.KE.Cert, "setpay/1 CapToken", Encode(tok), PIAAD(it.TransIDs.XID))
 				it.CapToken.Recipient = TokenKeyID(f.s, Secret{})
 			})
 		}},
@@ -704,11 +704,11 @@ func TestGatewayChecksCapReq(t *testing.T) {
 }
 
 func (f *flow) openToken(it *CapItem) *CapTokenData {
-	pt, err := ForgeOpenCapToken(f.p.Gateway, &it.CapToken, it.TransIDs.XID)
+	pt, err := OpenCapToken(f.p.Gateway, &it.CapToken, it.TransIDs.XID)
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	tok, err := ForgeDecodeCapTokenData(pt)
+	tok, err := DecodeCapTokenData(pt)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -860,7 +860,7 @@ func TestCertificateChecks(t *testing.T) {
 			ds := Signature{Suite: f.s, Signer: o.Cardholder.Cert.Thumb, Value: make([]byte, 64)}
 			f.preq.PI.DualSignature = &ds
 			f.preq.PI.Certificates = o.Cardholder.Chain
-			f.preq.PI.Sealed = ForgeSeal(f.rnd, f.p.Gateway.KE.Cert, ForgeLabelSealPIDual, []byte("x"), nil)
+			f.preq.PI.Sealed = ForgeSeal(f.rnd, f.p.Gateway.KE.Cert, LabelSealPIDual, []byte("x"), nil)
 			_, err := VerifyPReq(f.bothRoots(), &f.pinitRes.Data, &f.order, wire(f.t, f.preq), false)
 			return err
 		}},
@@ -911,8 +911,8 @@ func TestDeclinedAuthResHasNoAmount(t *testing.T) {
 	f.must(f.pinit, f.purchase, f.authorize)
 	d := AuthResData{TransIDs: f.auth.Request.TransIDs, MerchantID: "M-0001", Result: AuthDeclined,
 		Reason: DeclineExpiredCard, AuthAmt: Amount{Currency: 978, Value: 1}}
-	s := AuthResSigned{Data: d, Signature: ForgeSign(f.p.Gateway.Sig, ForgeLabelSigAuthRes, ForgeEncode(&d))}
-	if _, err := ForgeDecodeAuthResSigned(ForgeEncode(&s)); CodeOf(err) != CodeMalformed {
+	s := AuthResSigned{Data: d, Signature: ForgeSign(f.p.Gateway.Sig, LabelSigAuthRes, Encode(&d))}
+	if _, err := DecodeAuthResSigned(Encode(&s)); CodeOf(err) != CodeMalformed {
 		t.Fatalf("got %v, want CodeMalformed", err)
 	}
 }

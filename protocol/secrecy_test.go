@@ -50,7 +50,7 @@ func TestMerchantNeverSeesCardData(t *testing.T) {
 			for name, m := range received {
 				assertAbsent(t, name+" as received by the merchant", NewWrapper(m, testpki.Epoch, nil, nil).Marshal(), sec)
 			}
-			pt, err := ForgeOpen(f.p.Merchant.KE, &f.authRes.Sealed, ForgeLabelSealAuthRes, nil)
+			pt, err := OpenEnvelope(f.p.Merchant.KE, &f.authRes.Sealed, LabelSealAuthRes, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -59,7 +59,7 @@ func TestMerchantNeverSeesCardData(t *testing.T) {
 			assertAbsent(t, "the merchant's view of AuthRes", []byte(fmt.Sprintf("%#v", f.authData)), sec)
 			assertAbsent(t, "the merchant's view of PReq", []byte(fmt.Sprintf("%#v %#v", f.verified, f.preq)), sec)
 
-			if _, err := ForgeOpen(f.p.Merchant.KE, &f.preq.PI.Sealed, ForgeLabelSealPIDual, ForgePIAAD(f.preq.OIData.TransIDs.XID)); CodeOf(err) != CodeDecrypt {
+			if _, err := OpenEnvelope(f.p.Merchant.KE, &f.preq.PI.Sealed, LabelSealPIDual, PIAAD(f.preq.OIData.TransIDs.XID)); CodeOf(err) != CodeDecrypt {
 				t.Errorf("merchant key on the PI: got %v, want CodeDecrypt", err)
 			}
 		})
@@ -82,16 +82,16 @@ func TestGatewayNeverSeesOrderDescription(t *testing.T) {
 			xid := f.preq.OIData.TransIDs.XID
 			opened := map[string][]byte{}
 			var err error
-			if opened["AuthReq"], err = ForgeOpen(f.p.Gateway.KE, &f.authReq.Sealed, ForgeLabelSealAuthReq, nil); err != nil {
+			if opened["AuthReq"], err = OpenEnvelope(f.p.Gateway.KE, &f.authReq.Sealed, LabelSealAuthReq, nil); err != nil {
 				t.Fatal(err)
 			}
-			if opened["PI"], err = ForgeOpen(f.p.Gateway.KE, &f.authReq.PI.Sealed, ForgeLabelSealPIDual, ForgePIAAD(xid)); err != nil {
+			if opened["PI"], err = OpenEnvelope(f.p.Gateway.KE, &f.authReq.PI.Sealed, LabelSealPIDual, PIAAD(xid)); err != nil {
 				t.Fatal(err)
 			}
-			if opened["CapReq"], err = ForgeOpen(f.p.Gateway.KE, &f.capReq.Sealed, ForgeLabelSealCapReq, nil); err != nil {
+			if opened["CapReq"], err = OpenEnvelope(f.p.Gateway.KE, &f.capReq.Sealed, LabelSealCapReq, nil); err != nil {
 				t.Fatal(err)
 			}
-			if opened["CapToken"], err = ForgeOpenCapToken(f.p.Gateway, f.authData.CapToken, xid); err != nil {
+			if opened["CapToken"], err = OpenCapToken(f.p.Gateway, f.authData.CapToken, xid); err != nil {
 				t.Fatal(err)
 			}
 			for name, pt := range opened {

@@ -111,8 +111,9 @@ func (r *Reader) read(tag asn1.Tag, name, what string) (cryptobyte.String, bool)
 		return nil, false
 	}
 	var out cryptobyte.String
+	wasEmpty := r.s.Empty() // a failed read may still consume the element
 	if !r.s.ReadASN1(&out, tag) {
-		if r.s.Empty() {
+		if wasEmpty {
 			r.Fail(name, "missing %s", what)
 		} else {
 			r.Fail(name, "want a well-formed DER %s", what)
@@ -220,8 +221,9 @@ func (r *Reader) integer(tag asn1.Tag, name, what string, min, max int64) int64 
 		return 0
 	}
 	var v int64
+	wasEmpty := r.s.Empty()
 	if !r.s.ReadASN1Int64WithTag(&v, tag) {
-		if r.s.Empty() {
+		if wasEmpty {
 			r.Fail(name, "missing %s", what)
 		} else {
 			r.Fail(name, "want a minimal DER %s that fits in 64 bits", what)
@@ -229,7 +231,7 @@ func (r *Reader) integer(tag asn1.Tag, name, what string, min, max int64) int64 
 		return 0
 	}
 	if v < min || v > max {
-		r.Fail(name, "%s %d outside [%d, %d]", what, v, min, max)
+		r.Fail(name, "%s outside [%d, %d]", what, min, max) // never the value: it may be secret
 		return 0
 	}
 	return v

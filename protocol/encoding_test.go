@@ -1,0 +1,815 @@
+package protocol_test
+
+import (
+	"bytes"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/setpay/setpay/internal/testpki"
+	. "github.com/setpay/setpay/protocol"
+)
+
+// This file checks the encoding of every message and of every structure
+// sealed inside one: round trips in both directions, and rejection of
+// truncated, extended, oversized, non-canonical and wrong-version inputs. The
+// corpus it builds also seeds the fuzz targets of fuzz_test.go.
+
+// wireSample is one wrapped message of the corpus.
+type wireSample struct {
+	name string   // e.g. "pq dual-signed PReq"
+	w    *Wrapper // as the parties built it
+	der  []byte   // w.Marshal()
+}
+
+// sealedSample is one encoding of a structure that travels sealed.
+type sealedSample struct {
+	name string
+	der  []byte
+	// want is the structure the parties built or learned, when the test can
+	// reconstruct it (nil: only the bytes are known).
+	want any
+}
+
+// wireCorpus holds real encodings from complete purchases: for each suite,
+// dual-signed and unsigned, every message of the flow (and variants with the
+// optional fields set), the plaintexts of every envelope, and the
+// certificates of the test PKIs.
+type wireCorpus struct {
+	messages []wireSample
+	inner    map[string][]sealedSample // by structure name, e.g. "PIContent"
+	certs    [][]byte
+	isCert   map[string]bool
+}
+
+var cachedWireCorpus *wireCorpus
+
+// corpus builds the corpus once per process (two purchases per suite, about
+// 30 ms each).
+func wireCorpusFor(t testing.TB) *wireCorpus {
+	t.Helper()
+	if cachedWireCorpus != nil {
+		return cachedWireCorpus
+	}
+	c := &wireCorpus{inner: map[string][]sealedSample{}, isCert: map[string]bool{}}
+	for _, s := range Suites {
+		c.addPKI(pkiFor(s))
+		c.addFlow(t, s, true)
+		c.addFlow(t, s, false)
+	}
+	cachedWireCorpus = c
+	return c
+}
+
+func (c *wireCorpus) addPKI(p *testpki.PKI) {
+	certs := [][]byte{p.Root.Cert, p.Brand.Cert, p.CCA.Cert, p.MCA.Cert, p.PCA.Cert,
+		p.Cardholder.Chain[0], p.Merchant.Sig.Chain[0], p.Merchant.KE.Chain[0], p.Gateway.Sig.Chain[0], p.Gateway.KE.Chain[0]}
+	for _, d := range certs {
+		if !c.isCert[string(d)] {
+			c.isCert[string(d)] = true
+			c.certs = append(c.certs, d)
+		}
+	}
+}
+
+func (c *wireCorpus) addInner(kind, name string, der []byte, want any) {
+	c.inner[kind] = append(c.inner[kind], sealedSample{name: name, der: der, want: want})
+}
+
+func openSealed(t testing.TB, k *KeyExchangeKey, e *Envelope, label string, aad []byte) []byte {
+	t.Helper()
+	pt, err := OpenEnvelope(k, e, label, aad)
+	if err != nil {
+		t.Fatalf("opening %s: %v", label, err)
+	}
+	return pt
+}
+
+func (c *wireCorpus) addFlow(t testing.TB, s Suite, dual bool) {
+	t.Helper()
+	f := newFlow(t, s)
+	variant := "dual-signed"
+	if !dual {
+		f.cardholder = nil
+		variant = "unsigned"
+	}
+	f.run()
+	p := f.p
+	prefix := s.String() + " " + variant + " "
+	tids := f.pinitRes.Data.TransIDs
+	xid := tids.XID
+
+	type named struct {
+		name string
+		m    Message
+	}
+	msgs := []named{
+		{"PInitReq", f.pinitReq}, {"PInitRes", f.pinitRes}, {"PReq", f.preq}, {"AuthReq", f.authReq},
+		{"AuthRes", f.authRes}, {"PRes", f.pres}, {"CapReq", f.capReq}, {"CapRes", f.capRes},
+	}
+
+	// The sealed structures.
+	label := LabelSealPIDual
+	if !dual {
+		label = LabelSealPIUnsig
+	}
+	pic := &PIContent{PIData: PIData{PIHead: f.auth.PIHead, PANData: f.auth.PANData}, OIMD: f.verified.OIMD}
+	c.addInner("PIContent", prefix+"PIContent", openSealed(t, p.Gateway.KE, &f.preq.PI.Sealed, label, PIAAD(xid)), pic)
+	c.addInner("PIData", prefix+"PIData", Encode(&pic.PIData), &pic.PIData)
+	c.addInner("OIData", prefix+"OIData", Encode(&f.preq.OIData), &f.preq.OIData)
+	c.addInner("AuthReqSigned", prefix+"AuthReqSigned", openSealed(t, p.Gateway.KE, &f.authReq.Sealed, LabelSealAuthReq, nil), nil)
+	c.addInner("AuthResSigned", prefix+"approving AuthResSigned", openSealed(t, p.Merchant.KE, &f.authRes.Sealed, LabelSealAuthRes, nil), nil)
+	// The gateway's CapToken is sealed with its own token key; the strict
+	// decoder makes its plaintext the encoding of the token it opened.
+	c.addInner("CapTokenData", prefix+"CapTokenData", Encode(f.batch.Items[0].Token), f.batch.Items[0].Token)
+	c.addInner("CapReqSigned", prefix+"CapReqSigned", openSealed(t, p.Gateway.KE, &f.capReq.Sealed, LabelSealCapReq, nil), nil)
+	c.addInner("CapResSigned", prefix+"CapResSigned", openSealed(t, p.Merchant.KE, &f.capRes.Sealed, LabelSealCapRes, nil), nil)
+
+	if dual {
+		// Once per suite, the messages with their other optional fields and
+		// alternatives.
+		req, err := NewPInitReq(f.rnd, []byte("C-order-2"), "en-US", testpki.TestBrand, testpki.TestBIN, Suites, p.Cardholder.Chain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.LIDM = []byte("M-43")
+		declined, err := NewPRes(p.Merchant.Sig, &f.preq.OIData, PurchDeclined, nil, DeclineExpiredCard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		received, err := NewPRes(p.Merchant.Sig, &f.preq.OIData, PurchOrderReceived, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		authDeclined, err := NewAuthRes(p.Gateway, f.auth, &AuthDecision{Result: AuthDeclined, Reason: DeclineSuspectedFraud}, testpki.Epoch, f.rnd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.addInner("AuthResSigned", prefix+"declining AuthResSigned", openSealed(t, p.Merchant.KE, &authDeclined.Sealed, LabelSealAuthRes, nil), nil)
+		var nonce Challenge
+		f.random(nonce[:])
+		cause := &CheckError{Code: CodeHODMismatch, Detail: "OIData HOD is not H(order description, amount, ODSalt) of the agreed order"}
+		offending := NewWrapper(f.preq, testpki.Epoch, nil, nil).Marshal()
+		signedErr, err := NewError(cause, nonce, s, offending, p.Merchant.Sig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		unsignedErr, err := NewError(errors.New("not a CheckError"), nonce, s, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs,
+			named{"PInitReq with LID-M and thumbprints", req},
+			named{"declining PRes", declined},
+			named{"order-received PRes", received},
+			named{"declining AuthRes", authDeclined},
+			named{"signed Error", signedErr},
+			named{"unsigned Error", unsignedErr})
+	}
+
+	var rrpid RRPID
+	f.random(rrpid[:])
+	for _, m := range msgs {
+		for _, w := range []struct {
+			suffix string
+			w      *Wrapper
+		}{
+			{"", NewWrapper(m.m, testpki.Epoch, nil, nil)},
+			{" with TransIDs and RRPID in the header", NewWrapper(m.m, testpki.Epoch, &tids, &rrpid)},
+		} {
+			c.messages = append(c.messages, wireSample{name: prefix + m.name + w.suffix, w: w.w, der: w.w.Marshal()})
+		}
+	}
+}
+
+// --- comparing structures ---
+
+var timeTypeOf = reflect.TypeFor[time.Time]()
+
+// diff returns "" if got and want are equal, or the path of the first
+// difference. Times compare with time.Time.Equal, and a nil slice equals an
+// empty one (the encoding does not tell them apart). Values are not printed:
+// they may be card data.
+func diffStructs(got, want any) string {
+	return diffStructValue("", reflect.ValueOf(got), reflect.ValueOf(want))
+}
+
+func diffStructValue(path string, a, b reflect.Value) string {
+	if a.IsValid() != b.IsValid() {
+		return path + ": nil vs non-nil"
+	}
+	if !a.IsValid() {
+		return ""
+	}
+	if a.Type() != b.Type() {
+		return fmt.Sprintf("%s: %s vs %s", path, a.Type(), b.Type())
+	}
+	if a.Type() == timeTypeOf {
+		if !a.CanInterface() {
+			return path + ": unexported time"
+		}
+		if ta, tb := a.Interface().(time.Time), b.Interface().(time.Time); !ta.Equal(tb) {
+			return fmt.Sprintf("%s: %v vs %v", path, ta, tb)
+		}
+		return ""
+	}
+	switch a.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if a.IsNil() != b.IsNil() {
+			return path + ": nil vs non-nil"
+		}
+		if a.IsNil() {
+			return ""
+		}
+		return diffStructValue(path, a.Elem(), b.Elem())
+	case reflect.Struct:
+		for i := range a.NumField() {
+			if d := diffStructValue(path+"."+a.Type().Field(i).Name, a.Field(i), b.Field(i)); d != "" {
+				return d
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		if a.Len() != b.Len() {
+			return fmt.Sprintf("%s: length %d vs %d", path, a.Len(), b.Len())
+		}
+		for i := range a.Len() {
+			if d := diffStructValue(fmt.Sprintf("%s[%d]", path, i), a.Index(i), b.Index(i)); d != "" {
+				return d
+			}
+		}
+	case reflect.String:
+		if a.String() != b.String() {
+			return path + ": strings differ"
+		}
+	case reflect.Bool:
+		if a.Bool() != b.Bool() {
+			return path + ": booleans differ"
+		}
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		if a.Int() != b.Int() {
+			return path + ": integers differ"
+		}
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		if a.Uint() != b.Uint() {
+			return path + ": integers differ"
+		}
+	default:
+		return fmt.Sprintf("%s: cannot compare a %s", path, a.Kind())
+	}
+	return ""
+}
+
+// --- editing DER ---
+
+// derNode is one DER element, for tests that re-encode an input with one thing
+// changed. Certificates are kept whole: to the message parser they are
+// opaque elements.
+type derNode struct {
+	tag     cbasn1.Tag
+	content []byte     // contents of a primitive or opaque element
+	kids    []*derNode // contents of a constructed element
+	leaf    bool
+}
+
+// parseDER splits b into a tree of elements; elements for which opaque
+// returns true are not descended into.
+func parseDER(t testing.TB, b []byte, opaque func([]byte) bool) []*derNode {
+	t.Helper()
+	s := cryptobyte.String(b)
+	var out []*derNode
+	for !s.Empty() {
+		var elem, content cryptobyte.String
+		var tag cbasn1.Tag
+		if !s.ReadAnyASN1Element(&elem, &tag) {
+			t.Fatalf("test input is not DER")
+		}
+		full := []byte(elem)
+		elem.ReadAnyASN1(&content, &tag)
+		n := &derNode{tag: tag}
+		if tag&0x20 != 0 && !opaque(full) {
+			n.kids = parseDER(t, content, opaque)
+		} else {
+			n.leaf, n.content = true, content
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// encodeDER writes the tree back, with the length of derNode long (if not nil)
+// in a non-minimal form.
+func encodeDER(ns []*derNode, long *derNode) []byte {
+	var b []byte
+	for _, n := range ns {
+		body := n.content
+		if !n.leaf {
+			body = encodeDER(n.kids, long)
+		}
+		b = append(b, byte(n.tag))
+		b = appendLength(b, len(body), n == long)
+		b = append(b, body...)
+	}
+	return b
+}
+
+// appendLength appends a DER length, or with nonMinimal a BER one: the long
+// form for a length below 128, else one leading zero length octet.
+func appendLength(b []byte, n int, nonMinimal bool) []byte {
+	var l []byte
+	for v := n; v > 0; v >>= 8 {
+		l = append([]byte{byte(v)}, l...)
+	}
+	switch {
+	case !nonMinimal && n < 0x80:
+		return append(b, byte(n))
+	case !nonMinimal:
+		return append(append(b, 0x80|byte(len(l))), l...)
+	case n < 0x80:
+		return append(b, 0x81, byte(n))
+	default:
+		return append(append(b, 0x80|byte(len(l)+1), 0), l...)
+	}
+}
+
+// derPreorder lists every derNode of the tree.
+func derPreorder(ns []*derNode) []*derNode {
+	var out []*derNode
+	for _, n := range ns {
+		out = append(out, n)
+		out = append(out, derPreorder(n.kids)...)
+	}
+	return out
+}
+
+// tree parses a message or inner structure of the corpus.
+func (c *wireCorpus) tree(t testing.TB, b []byte) []*derNode {
+	t.Helper()
+	ns := parseDER(t, b, func(e []byte) bool { return c.isCert[string(e)] })
+	if !bytes.Equal(encodeDER(ns, nil), b) {
+		t.Fatal("the DER editor does not reproduce its input")
+	}
+	return ns
+}
+
+// wantCodeOf fails unless err carries code.
+func wantCodeOf(t testing.TB, err error, code Code, what string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("%s: accepted, want %v", what, code)
+	}
+	if got := CodeOf(err); got != code {
+		t.Fatalf("%s: code %d (%v), want %d (%v): %v", what, got, got, code, code, err)
+	}
+}
+
+// --- messages ---
+
+func TestMessagesRoundTrip(t *testing.T) {
+	c := wireCorpusFor(t)
+	for _, s := range c.messages {
+		t.Run(s.name+" survives marshal, parse, marshal", func(t *testing.T) {
+			w, err := Parse(s.der)
+			if err != nil {
+				t.Fatalf("does not parse: %v", err)
+			}
+			if !bytes.Equal(w.Marshal(), s.der) {
+				t.Error("re-encoding differs from the input")
+			}
+			if d := diffStructs(w, s.w); d != "" {
+				t.Errorf("parse(marshal(x)) != x at %s", d)
+			}
+			if w.Message.Type() != s.w.Message.Type() {
+				t.Errorf("type %v, want %v", w.Message.Type(), s.w.Message.Type())
+			}
+		})
+	}
+}
+
+func TestTruncatedMessagesAreRejected(t *testing.T) {
+	c := wireCorpusFor(t)
+	for _, s := range c.messages {
+		t.Run("no strict prefix of "+s.name+" parses", func(t *testing.T) {
+			for i := range len(s.der) {
+				_, err := Parse(s.der[:i])
+				wantCodeOf(t, err, CodeMalformed, fmt.Sprintf("prefix of %d of %d bytes", i, len(s.der)))
+			}
+		})
+	}
+}
+
+func TestExtendedMessagesAreRejected(t *testing.T) {
+	c := wireCorpusFor(t)
+	for _, s := range c.messages {
+		t.Run(s.name+" with a trailing byte is rejected", func(t *testing.T) {
+			for _, extra := range [][]byte{{0}, {0x30}, {0xff}, {0x05, 0x00}} {
+				_, err := Parse(append(slices.Clip(s.der), extra...))
+				wantCodeOf(t, err, CodeMalformed, fmt.Sprintf("trailing %x", extra))
+			}
+		})
+		t.Run(s.name+" with an element added inside any structure is rejected", func(t *testing.T) {
+			ns := c.tree(t, s.der)
+			for i, n := range derPreorder(ns) {
+				if n.leaf {
+					continue
+				}
+				save := n.kids
+				n.kids = append(slices.Clip(save), &derNode{tag: cbasn1.NULL, leaf: true})
+				_, err := Parse(encodeDER(ns, nil))
+				n.kids = save
+				wantCodeOf(t, err, CodeMalformed, fmt.Sprintf("NULL appended inside element %d (tag 0x%02x)", i, uint8(n.tag)))
+			}
+		})
+	}
+}
+
+func TestNonCanonicalMessagesAreRejected(t *testing.T) {
+	c := wireCorpusFor(t)
+	for _, s := range c.messages {
+		t.Run(s.name+" with any length in non-minimal form is rejected", func(t *testing.T) {
+			ns := c.tree(t, s.der)
+			for i, n := range derPreorder(ns) {
+				b := encodeDER(ns, n)
+				_, err := Parse(b)
+				wantCodeOf(t, err, CodeMalformed, fmt.Sprintf("element %d (tag 0x%02x) with a non-minimal length", i, uint8(n.tag)))
+			}
+		})
+	}
+	t.Run("a message with an indefinite length is rejected", func(t *testing.T) {
+		// The constructed wrapper SEQUENCE with the BER indefinite form.
+		der := c.messages[0].der
+		ns := c.tree(t, der)
+		body := encodeDER(ns[0].kids, nil)
+		b := append(append([]byte{0x30, 0x80}, body...), 0, 0)
+		_, err := Parse(b)
+		wantCodeOf(t, err, CodeMalformed, "indefinite length")
+	})
+	t.Run("a message of an unknown type is rejected", func(t *testing.T) {
+		ns := c.tree(t, c.messages[0].der)
+		ns[0].kids[1].tag = cbasn1.Tag(10).ContextSpecific().Constructed()
+		_, err := Parse(encodeDER(ns, nil))
+		wantCodeOf(t, err, CodeMalformed, "message [10]")
+	})
+	t.Run("a message in a primitive CHOICE tag is rejected", func(t *testing.T) {
+		ns := c.tree(t, c.messages[0].der)
+		m := ns[0].kids[1]
+		m.leaf, m.content, m.kids = true, encodeDER(m.kids, nil), nil
+		m.tag = cbasn1.Tag(1).ContextSpecific()
+		_, err := Parse(encodeDER(ns, nil))
+		wantCodeOf(t, err, CodeMalformed, "primitive [1]")
+	})
+}
+
+func TestMessageVersion(t *testing.T) {
+	c := wireCorpusFor(t)
+	for _, tc := range []struct {
+		name    string
+		version []byte // contents of the version INTEGER
+		want    Code
+	}{
+		{"version 2 is unsupported", []byte{2}, CodeUnsupportedVersion},
+		{"version 0 is unsupported", []byte{0}, CodeUnsupportedVersion},
+		{"version 256 is unsupported", []byte{1, 0}, CodeUnsupportedVersion},
+		{"version -1 is malformed", []byte{0xff}, CodeMalformed},
+		{"a non-minimal INTEGER 1 is malformed, not a version", []byte{0, 1}, CodeMalformed},
+		{"a version beyond 64 bits is malformed", bytes.Repeat([]byte{0x7f}, 9), CodeMalformed},
+		{"an empty INTEGER is malformed", []byte{}, CodeMalformed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, s := range c.messages {
+				ns := c.tree(t, s.der)
+				v := ns[0].kids[0].kids[0] // MessageWrapper.header.version
+				if v.tag != cbasn1.INTEGER || !bytes.Equal(v.content, []byte{1}) {
+					t.Fatalf("%s: first element of the header is not INTEGER 1", s.name)
+				}
+				v.content = tc.version
+				_, err := Parse(encodeDER(ns, nil))
+				wantCodeOf(t, err, tc.want, s.name)
+			}
+		})
+	}
+}
+
+// authResOfSize returns an AuthRes wrapper of exactly n bytes (n above 64 KiB).
+func authResOfSize(t *testing.T, n int) []byte {
+	t.Helper()
+	env := Envelope{Suite: SuitePQ, Enc: []byte{1}, Ciphertext: make([]byte, 1<<20)}
+	m := &AuthRes{Sealed: env}
+	overhead := len(NewWrapper(m, testpki.Epoch, nil, nil).Marshal()) - len(env.Ciphertext)
+	m.Sealed.Ciphertext = make([]byte, n-overhead)
+	b := NewWrapper(m, testpki.Epoch, nil, nil).Marshal()
+	if len(b) != n {
+		t.Fatalf("built %d bytes, want %d", len(b), n)
+	}
+	return b
+}
+
+func TestMessageSizeLimit(t *testing.T) {
+	t.Run("a well-formed message of MaxMessageSize bytes parses", func(t *testing.T) {
+		b := authResOfSize(t, MaxMessageSize)
+		w, err := Parse(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(w.Marshal(), b) {
+			t.Error("re-encoding differs")
+		}
+	})
+	t.Run("a well-formed message one byte over MaxMessageSize is too large", func(t *testing.T) {
+		_, err := Parse(authResOfSize(t, MaxMessageSize+1))
+		wantCodeOf(t, err, CodeTooLarge, "MaxMessageSize+1")
+	})
+	t.Run("any input over MaxMessageSize is too large", func(t *testing.T) {
+		_, err := Parse(make([]byte, MaxMessageSize+1))
+		wantCodeOf(t, err, CodeTooLarge, "zeros")
+	})
+}
+
+func expectMessageAs[T Message](w *Wrapper) error { _, err := Expect[T](w); return err }
+
+func TestExpectChecksTheMessageType(t *testing.T) {
+	expect := map[MessageType]func(*Wrapper) error{
+		TypePInitReq: expectMessageAs[*PInitReq], TypePInitRes: expectMessageAs[*PInitRes],
+		TypePReq: expectMessageAs[*PReq], TypePRes: expectMessageAs[*PRes],
+		TypeAuthReq: expectMessageAs[*AuthReq], TypeAuthRes: expectMessageAs[*AuthRes],
+		TypeCapReq: expectMessageAs[*CapReq], TypeCapRes: expectMessageAs[*CapRes],
+		TypeError: expectMessageAs[*Error],
+	}
+	seen := map[MessageType]bool{}
+	for _, s := range wireCorpusFor(t).messages {
+		got := s.w.Message.Type()
+		if seen[got] {
+			continue
+		}
+		seen[got] = true
+		w, err := Parse(s.der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for want, fn := range expect {
+			if want == got {
+				t.Run(fmt.Sprintf("Expect[%v] accepts a %v", want, got), func(t *testing.T) {
+					if err := fn(w); err != nil {
+						t.Fatal(err)
+					}
+				})
+				continue
+			}
+			t.Run(fmt.Sprintf("Expect[%v] rejects a %v", want, got), func(t *testing.T) {
+				err := fn(w)
+				wantCodeOf(t, err, CodeUnexpectedMessage, "wrong type")
+				if !strings.Contains(err.Error(), want.String()) || !strings.Contains(err.Error(), got.String()) {
+					t.Errorf("error %q does not name both types", err)
+				}
+			})
+		}
+	}
+	if len(seen) != len(expect) {
+		t.Errorf("corpus has %d message types, want %d", len(seen), len(expect))
+	}
+}
+
+// --- Error messages ---
+
+func TestNewErrorSurvivesTheWire(t *testing.T) {
+	p := pkiFor(SuitePQ)
+	long := strings.Repeat("é", 200) // 400 bytes: truncated at a rune boundary
+	for _, tc := range []struct {
+		name  string
+		cause error
+	}{
+		{"a plain check error", &CheckError{Code: CodeDualSignature, Detail: "setpay/1 dual signature does not verify"}},
+		{"a code without detail", CodeCertExpired},
+		{"an error without a code", errors.New("boom")},
+		{"a detail over 256 bytes", &CheckError{Code: CodeMalformed, Detail: long}},
+		{"a detail with a control character", &CheckError{Code: CodeCertRevoked, Detail: "certificate serial 18000002 (line one\nline two) is revoked"}},
+		{"a detail that is not UTF-8", &CheckError{Code: CodeCertRevoked, Detail: "certificate serial 18000002 (caf\xe9) is revoked"}},
+	} {
+		for _, key := range []*SigningKey{nil, p.Merchant.Sig} {
+			kind := "an unsigned"
+			if key != nil {
+				kind = "a signed"
+			}
+			t.Run(fmt.Sprintf("%s Error for %s parses", kind, tc.name), func(t *testing.T) {
+				m, err := NewError(tc.cause, Challenge{1}, SuitePQ, []byte("offending"), key)
+				if err != nil {
+					t.Fatal(err)
+				}
+				w := NewWrapper(m, testpki.Epoch, nil, nil)
+				b := w.Marshal()
+				got, err := Parse(b)
+				if err != nil {
+					t.Fatalf("the peer cannot parse this Error: %v", err)
+				}
+				if !bytes.Equal(got.Marshal(), b) {
+					t.Error("re-encoding differs")
+				}
+				if d := diffStructs(got, w); d != "" {
+					t.Errorf("parse(marshal(x)) != x at %s", d)
+				}
+				if key != nil {
+					e, _ := Expect[*Error](got)
+					if _, err := VerifyError(p.Trust, e, CertMerchantSignature, SuitePQ); err != nil {
+						t.Errorf("signed Error does not verify after the wire: %v", err)
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestNewErrorForARevokedCertificateSurvivesTheWire(t *testing.T) {
+	// A CA may put any UTF8String in a CommonName. Trust.Verify names the
+	// revoked certificate's CommonName in its detail, and NewError copies the
+	// detail into ErrorDetail, which the peer parses as a UTF8String without
+	// control characters.
+	p := pkiFor(SuiteNIST)
+	name := "revoked\ncardholder"
+	ch := p.NewCardholder(name, p.Card, testpki.Options{})
+	trust, err := NewTrust(p.Root.Cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trust.Now = func() time.Time { return testpki.Epoch }
+	trust.Revoked = func(c *x509.Certificate) bool { return c.Subject.CommonName == name }
+	_, verr := trust.Verify(ch.Chain, ch.Cert.Thumb, CertCardholderSignature, SuiteNIST)
+	wantCodeOf(t, verr, CodeCertRevoked, "revoked certificate")
+	m, err := NewError(verr, Challenge{2}, SuiteNIST, nil, p.Merchant.Sig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Parse(NewWrapper(m, testpki.Epoch, nil, nil).Marshal()); err != nil {
+		t.Fatalf("the peer cannot parse the Error reporting a revoked certificate: %v", err)
+	}
+}
+
+// --- sealed structures ---
+
+// sealedKind is a structure that travels sealed, with its strict decoder.
+type sealedKind struct {
+	name   string
+	decode func([]byte) (any, error)
+}
+
+func sealedKindOf[T any](name string, dec func([]byte) (*T, error)) sealedKind {
+	return sealedKind{name, func(b []byte) (any, error) {
+		v, err := dec(b)
+		if err != nil {
+			return nil, err
+		}
+		return v, nil
+	}}
+}
+
+var sealedKinds = []sealedKind{
+	sealedKindOf("PIContent", DecodePIContent),
+	sealedKindOf("PIData", DecodePIData),
+	sealedKindOf("OIData", DecodeOIData),
+	sealedKindOf("AuthReqSigned", DecodeAuthReqSigned),
+	sealedKindOf("AuthResSigned", DecodeAuthResSigned),
+	sealedKindOf("CapReqSigned", DecodeCapReqSigned),
+	sealedKindOf("CapResSigned", DecodeCapResSigned),
+	sealedKindOf("CapTokenData", DecodeCapTokenData),
+}
+
+func TestInnerStructures(t *testing.T) {
+	c := wireCorpusFor(t)
+	for _, k := range sealedKinds {
+		samples := c.inner[k.name]
+		if len(samples) == 0 {
+			t.Fatalf("no %s in the corpus", k.name)
+		}
+		for _, s := range samples {
+			t.Run(s.name+" survives decode and encode", func(t *testing.T) {
+				v, err := k.decode(s.der)
+				if err != nil {
+					t.Fatalf("does not decode: %v", err)
+				}
+				if !bytes.Equal(Encode(v), s.der) {
+					t.Error("re-encoding differs from the input")
+				}
+				v2, err := k.decode(Encode(v))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d := diffStructs(v2, v); d != "" {
+					t.Errorf("decode(encode(x)) != x at %s", d)
+				}
+				if s.want != nil {
+					if !bytes.Equal(Encode(s.want), s.der) {
+						t.Error("the structure the parties hold does not encode to the bytes sealed")
+					}
+					if d := diffStructs(v, s.want); d != "" {
+						t.Errorf("decode(encode(x)) != x at %s", d)
+					}
+				}
+			})
+			t.Run(s.name+" with a trailing byte is rejected", func(t *testing.T) {
+				for _, extra := range [][]byte{{0}, {0x05, 0x00}} {
+					_, err := k.decode(append(slices.Clip(s.der), extra...))
+					wantCodeOf(t, err, CodeMalformed, fmt.Sprintf("trailing %x", extra))
+				}
+			})
+			t.Run("no strict prefix of "+s.name+" decodes", func(t *testing.T) {
+				for i := range len(s.der) {
+					_, err := k.decode(s.der[:i])
+					wantCodeOf(t, err, CodeMalformed, fmt.Sprintf("prefix of %d of %d bytes", i, len(s.der)))
+				}
+			})
+			t.Run(s.name+" with any length in non-minimal form is rejected", func(t *testing.T) {
+				ns := c.tree(t, s.der)
+				for i, n := range derPreorder(ns) {
+					_, err := k.decode(encodeDER(ns, n))
+					wantCodeOf(t, err, CodeMalformed, fmt.Sprintf("element %d (tag 0x%02x) with a non-minimal length", i, uint8(n.tag)))
+				}
+			})
+			t.Run(s.name+" with an element added inside any structure is rejected", func(t *testing.T) {
+				ns := c.tree(t, s.der)
+				for i, n := range derPreorder(ns) {
+					if n.leaf {
+						continue
+					}
+					save := n.kids
+					n.kids = append(slices.Clip(save), &derNode{tag: cbasn1.NULL, leaf: true})
+					_, err := k.decode(encodeDER(ns, nil))
+					n.kids = save
+					wantCodeOf(t, err, CodeMalformed, fmt.Sprintf("NULL appended inside element %d (tag 0x%02x)", i, uint8(n.tag)))
+				}
+			})
+		}
+		t.Run(k.name+" over MaxMessageSize is too large", func(t *testing.T) {
+			_, err := k.decode(make([]byte, MaxMessageSize+1))
+			wantCodeOf(t, err, CodeTooLarge, "zeros")
+		})
+	}
+}
+
+func TestCardDataIsNotEchoedInErrors(t *testing.T) {
+	c := wireCorpusFor(t)
+	for _, tc := range []struct {
+		name string
+		pan  string
+	}{
+		{"a PAN too long", testpki.TestPAN + "1234"},
+		{"a PAN with a letter", testpki.TestPAN[:15] + "x"},
+		{"a PAN with a space", testpki.TestPAN[:8] + " " + testpki.TestPAN[8:15]},
+	} {
+		t.Run("the PIContent error for "+tc.name+" does not repeat it", func(t *testing.T) {
+			s := c.inner["PIContent"][0]
+			ns := c.tree(t, s.der)
+			found := false
+			for _, n := range derPreorder(ns) {
+				if n.leaf && string(n.content) == testpki.TestPAN {
+					n.content, found = []byte(tc.pan), true
+				}
+			}
+			if !found {
+				t.Fatal("no PAN in PIContent")
+			}
+			_, err := DecodePIContent(encodeDER(ns, nil))
+			wantCodeOf(t, err, CodeMalformed, tc.name)
+			for _, secret := range []string{testpki.TestPAN[:12], tc.pan} {
+				if strings.Contains(err.Error(), secret) {
+					t.Errorf("error %q repeats card digits", err)
+				}
+			}
+			if !strings.Contains(err.Error(), "panData.pan") {
+				t.Errorf("error %q does not name the field", err)
+			}
+		})
+	}
+}
+
+// TestNonCanonicalCertificatesAreRejected covers what the message parser
+// leaves to ParseCertificate: certificates travel as opaque elements, so a
+// non-minimal length inside one is caught when the certificate is parsed.
+func TestNonCanonicalCertificatesAreRejected(t *testing.T) {
+	c := wireCorpusFor(t)
+	for i, cert := range c.certs {
+		t.Run(fmt.Sprintf("certificate %d with any length in non-minimal form is rejected", i), func(t *testing.T) {
+			ns := parseDER(t, cert, func([]byte) bool { return false })
+			if !bytes.Equal(encodeDER(ns, nil), cert) {
+				t.Fatal("the DER editor does not reproduce the certificate")
+			}
+			if _, err := ParseCertificate(cert); err != nil {
+				t.Fatal(err)
+			}
+			for j, n := range derPreorder(ns) {
+				_, err := ParseCertificate(encodeDER(ns, n))
+				if err == nil {
+					t.Fatalf("element %d (tag 0x%02x) with a non-minimal length is accepted", j, uint8(n.tag))
+				}
+				if CodeOf(err) == 0 {
+					t.Fatalf("error without a Code: %v", err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,111 @@
+package protocol
+
+import "io"
+
+// This file exports internals to the tests of package protocol_test: the
+// strict decoders of the structures that only exist inside envelopes, the
+// encoder, and what it takes to open an envelope with a test key.
+
+// Decoders of the sealed and inner structures, with the names the parties
+// give them.
+func DecodePIContent(b []byte) (*PIContent, error) { return decode[PIContent](b, "PIContent") }
+func DecodePIData(b []byte) (*PIData, error)       { return decode[PIData](b, "PIData") }
+func DecodeOIData(b []byte) (*OIData, error)       { return decode[OIData](b, "OIData") }
+func DecodeAuthReqSigned(b []byte) (*AuthReqSigned, error) {
+	return decode[AuthReqSigned](b, "AuthReqSigned")
+}
+func DecodeAuthResSigned(b []byte) (*AuthResSigned, error) {
+	return decode[AuthResSigned](b, "AuthResSigned")
+}
+func DecodeCapReqSigned(b []byte) (*CapReqSigned, error) {
+	return decode[CapReqSigned](b, "CapReqSigned")
+}
+func DecodeCapResSigned(b []byte) (*CapResSigned, error) {
+	return decode[CapResSigned](b, "CapResSigned")
+}
+func DecodeCapTokenData(b []byte) (*CapTokenData, error) {
+	return decode[CapTokenData](b, "CapTokenData")
+}
+
+// Encode returns the DER encoding of v, which must be a pointer to a
+// structure of this package (it panics otherwise: test misuse).
+func Encode(v any) []byte { return encode(v.(codec)) }
+
+// OpenEnvelope opens e with k under label and aad, in k's suite.
+func OpenEnvelope(k *KeyExchangeKey, e *Envelope, label string, aad []byte) ([]byte, error) {
+	return k.open(e, 0, label, aad)
+}
+
+// Envelope labels and associated data.
+const (
+	LabelSealPIDual  = labelSealPIDual
+	LabelSealPIUnsig = labelSealPIUnsig
+	LabelSealAuthReq = labelSealAuthReq
+	LabelSealAuthRes = labelSealAuthRes
+	LabelSealCapReq  = labelSealCapReq
+	LabelSealCapRes  = labelSealCapRes
+
+	LabelDualSig     = labelDualSig
+	LabelSigPInitRes = labelSigPInitRes
+	LabelSigAuthReq  = labelSigAuthReq
+	LabelSigAuthRes  = labelSigAuthRes
+	LabelSigCapReq   = labelSigCapReq
+)
+
+var PIAAD = piAAD
+
+// CertHasKEMKey reports whether c carries an HPKE public key.
+func CertHasKEMKey(c *Cert) bool { return c.kemPub != nil }
+
+// Forging helpers: messages no correct party would build (a PI re-sealed by
+// a dishonest gateway, a CapToken whose content contradicts its binding),
+// so that each check can be broken on its own.
+
+func ForgeSign(k *SigningKey, label string, tbs []byte) Signature {
+	s, err := signWith(k, label, tbs)
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+func ForgeSeal(rnd io.Reader, to *Cert, label string, pt, aad []byte) Envelope {
+	e, err := sealTo(rnd, to, label, pt, aad)
+	if err != nil {
+		panic(err)
+	}
+	return e
+}
+
+func ForgeVerify(s Suite, c *Cert, label string, tbs []byte, sig *Signature) bool {
+	return s.verify(c.X509.PublicKey, label, tbs, sig.Value)
+}
+
+func ForgePAN(digits string) PAN { return PAN{digits: digits} }
+
+// OpenCapToken opens a CapToken with the gateway's token key.
+func OpenCapToken(k *GatewayKeys, e *Envelope, xid XID) ([]byte, error) {
+	return openCapTokenBytes(k.KE.Suite(), k.TokenKey, e, xid)
+}
+
+// ForgeSealCapToken seals any CapTokenData with the gateway's token key.
+func ForgeSealCapToken(rnd io.Reader, k *GatewayKeys, tok *CapTokenData) Envelope {
+	e, err := sealCapToken(rnd, k.KE.Suite(), k.TokenKey, tok)
+	if err != nil {
+		panic(err)
+	}
+	return e
+}
+
+// ForgeSealCapTokenFor seals tok with the gateway's token key but binds it
+// to xid (which a correct gateway takes from tok itself).
+func ForgeSealCapTokenFor(rnd io.Reader, k *GatewayKeys, tok *CapTokenData, xid XID) Envelope {
+	s := k.KE.Suite()
+	salt := make([]byte, 32)
+	io.ReadFull(rnd, salt)
+	aead, nonce, err := capTokenAEAD(s, k.TokenKey, salt)
+	if err != nil {
+		panic(err)
+	}
+	return Envelope{Suite: s, Recipient: TokenKeyID(s, k.TokenKey), Enc: salt, Ciphertext: aead.Seal(nil, nonce, encode(tok), capTokenAAD(xid))}
+}
