@@ -2,6 +2,8 @@ package protocol
 
 import (
 	"bytes"
+	"reflect"
+	"strings"
 
 	"golang.org/x/crypto/cryptobyte"
 
@@ -46,6 +48,65 @@ func decode[T any, PT interface {
 		return nil, fail(CodeMalformed, "%s is not in canonical DER", name)
 	}
 	return (*T)(v), nil
+}
+
+// Signed is a signed structure, SEQUENCE { data, signature, certificates }:
+// Data signed by the holder of the certificate Signature.Signer, with the
+// certificates (the signer's chain and any other the receiver needs). The
+// plaintexts of AuthReq, AuthRes, CapReq and CapRes are Signed structures.
+type Signed[T any, PT interface {
+	*T
+	codec
+}] struct {
+	Data         T
+	Signature    Signature
+	Certificates [][]byte
+}
+
+func (m *Signed[T, PT]) marshal(b *cryptobyte.Builder) {
+	marshalSigned(b, PT(&m.Data), &m.Signature, m.Certificates)
+}
+
+func (m *Signed[T, PT]) parse(r *der.Reader, name string) {
+	parseSigned(r, name, PT(&m.Data), &m.Signature, &m.Certificates)
+}
+
+// newSigned signs data with key under label.
+func newSigned[T any, PT interface {
+	*T
+	codec
+}](key *SigningKey, label string, data T, certs [][]byte) (*Signed[T, PT], error) {
+	sig, err := signWith(key, label, encode(PT(&data)))
+	if err != nil {
+		return nil, err
+	}
+	return &Signed[T, PT]{Data: data, Signature: sig, Certificates: certs}, nil
+}
+
+// openSigned opens a signed-then-sealed structure, in order: the envelope
+// with key under sealLabel (CodeUnknownSuite, CodeSuiteMismatch,
+// CodeDecrypt); the strict decode of the plaintext (CodeMalformed); the
+// signature under sigLabel by a certificate of type want among those it
+// carries (CodeSignature and the certificate codes). It returns the
+// structure and the signer's certificate.
+func openSigned[T any, PT interface {
+	*T
+	codec
+}](t *Trust, key *KeyExchangeKey, env *Envelope, sealLabel, sigLabel string, want CertType) (*Signed[T, PT], *Cert, error) {
+	s := key.Suite()
+	pt, err := key.open(env, s, sealLabel, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	signed, err := decode[Signed[T, PT]](pt, strings.TrimSuffix(reflect.TypeFor[T]().Name(), "Data")+"Signed")
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := verifySignature(t, &signed.Signature, signed.Certificates, want, s, sigLabel, encode(PT(&signed.Data)), CodeSignature)
+	if err != nil {
+		return nil, nil, err
+	}
+	return signed, c, nil
 }
 
 // marshalSigned writes SEQUENCE { data, signature, certificates }, the shape

@@ -81,20 +81,12 @@ type Authorization struct {
 //     H(PAN, expiry) keyed with PANSecret (CodeAccountHash).
 func VerifyAuthReq(t *Trust, keys *GatewayKeys, policy AmountPolicy, req *AuthReq) (*Authorization, error) {
 	s := keys.KE.Suite()
-	pt, err := keys.KE.open(&req.Sealed, s, labelSealAuthReq, nil)
+	signed, merchant, err := openSigned[AuthReqData](t, keys.KE, &req.Sealed, labelSealAuthReq, labelSigAuthReq, CertMerchantSignature)
 	if err != nil {
 		return nil, err
 	}
-	signed, err := decode[AuthReqSigned](pt, "AuthReqSigned")
-	if err != nil {
-		return nil, err
-	}
-	a := &Authorization{Suite: s, Request: signed.Data}
+	a := &Authorization{Suite: s, Request: signed.Data, Merchant: merchant}
 	d := &a.Request
-	a.Merchant, err = verifySignature(t, &signed.Signature, signed.Certificates, CertMerchantSignature, s, labelSigAuthReq, encode(d), CodeSignature)
-	if err != nil {
-		return nil, err
-	}
 	a.MerchantKE, err = t.Verify(signed.Certificates, d.MerchantKE, CertMerchantKeyExchange, s)
 	if err != nil {
 		return nil, err
@@ -213,12 +205,11 @@ func NewAuthRes(keys *GatewayKeys, a *Authorization, dec *AuthDecision, now time
 	} else {
 		d.Reason = dec.Reason
 	}
-	sig, err := signWith(keys.Sig, labelSigAuthRes, encode(&d))
+	signed, err := newSigned[AuthResData](keys.Sig, labelSigAuthRes, d, keys.Sig.Chain)
 	if err != nil {
 		return nil, err
 	}
-	signed := AuthResSigned{Data: d, Signature: sig, Certificates: keys.Sig.Chain}
-	env, err := sealTo(rnd, a.MerchantKE, labelSealAuthRes, encode(&signed), nil)
+	env, err := sealTo(rnd, a.MerchantKE, labelSealAuthRes, encode(signed), nil)
 	if err != nil {
 		return nil, err
 	}

@@ -36,20 +36,12 @@ type CaptureItem struct {
 // gateway ledger's check, not this function's.
 func VerifyCapReq(t *Trust, keys *GatewayKeys, req *CapReq) (*CaptureBatch, error) {
 	s := keys.KE.Suite()
-	pt, err := keys.KE.open(&req.Sealed, s, labelSealCapReq, nil)
+	signed, merchant, err := openSigned[CapReqData](t, keys.KE, &req.Sealed, labelSealCapReq, labelSigCapReq, CertMerchantSignature)
 	if err != nil {
 		return nil, err
 	}
-	signed, err := decode[CapReqSigned](pt, "CapReqSigned")
-	if err != nil {
-		return nil, err
-	}
-	b := &CaptureBatch{Suite: s, Request: signed.Data}
+	b := &CaptureBatch{Suite: s, Request: signed.Data, Merchant: merchant}
 	d := &b.Request
-	b.Merchant, err = verifySignature(t, &signed.Signature, signed.Certificates, CertMerchantSignature, s, labelSigCapReq, encode(d), CodeSignature)
-	if err != nil {
-		return nil, err
-	}
 	b.MerchantKE, err = t.Verify(signed.Certificates, d.MerchantKE, CertMerchantKeyExchange, s)
 	if err != nil {
 		return nil, err
@@ -93,12 +85,11 @@ func NewCapRes(keys *GatewayKeys, b *CaptureBatch, results []CapResItem, rnd io.
 		return nil, fail(CodeMalformed, "%d results for %d items", len(results), len(b.Request.Items))
 	}
 	d := CapResData{RRPID: b.Request.RRPID, MerchantID: b.Merchant.MerchantID(), BatchID: b.Request.BatchID, Items: results}
-	sig, err := signWith(keys.Sig, labelSigCapRes, encode(&d))
+	signed, err := newSigned[CapResData](keys.Sig, labelSigCapRes, d, keys.Sig.Chain)
 	if err != nil {
 		return nil, err
 	}
-	signed := CapResSigned{Data: d, Signature: sig, Certificates: keys.Sig.Chain}
-	env, err := sealTo(rnd, b.MerchantKE, labelSealCapRes, encode(&signed), nil)
+	env, err := sealTo(rnd, b.MerchantKE, labelSealCapRes, encode(signed), nil)
 	if err != nil {
 		return nil, err
 	}

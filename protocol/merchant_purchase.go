@@ -62,12 +62,12 @@ func NewPInitRes(p *PInitResParams) (*PInitRes, error) {
 		OfferedSuites: p.Req.Suites,
 		PEThumb:       ThumbprintOf(p.Gateway[0]),
 	}
-	sig, err := signWith(p.Key, labelSigPInitRes, encode(&d))
+	certs := certsWithout(append(slices.Clip(p.Key.Chain), p.Gateway...), p.Req.Thumbs)
+	signed, err := newSigned[PInitResData](p.Key, labelSigPInitRes, d, dedup(certs))
 	if err != nil {
 		return nil, err
 	}
-	certs := certsWithout(append(slices.Clip(p.Key.Chain), p.Gateway...), p.Req.Thumbs)
-	return &PInitRes{Data: d, Signature: sig, Certificates: dedup(certs)}, nil
+	return &PInitRes{*signed}, nil
 }
 
 // Order is what the merchant and the cardholder agreed: the order
@@ -170,12 +170,11 @@ func NewAuthReq(p *AuthReqParams) (*AuthReq, error) {
 		CheckDigests: CheckDigests{HOIData: p.PReq.OIMD, HOD: p.PReq.HOD},
 		MerchantKE:   p.Keys.KE.Cert.Thumb,
 	}
-	sig, err := signWith(p.Keys.Sig, labelSigAuthReq, encode(&d))
+	signed, err := newSigned[AuthReqData](p.Keys.Sig, labelSigAuthReq, d, p.Keys.chain())
 	if err != nil {
 		return nil, err
 	}
-	signed := AuthReqSigned{Data: d, Signature: sig, Certificates: p.Keys.chain()}
-	env, err := sealTo(p.Rand, p.Gateway, labelSealAuthReq, encode(&signed), nil)
+	env, err := sealTo(p.Rand, p.Gateway, labelSealAuthReq, encode(signed), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -192,19 +191,14 @@ func NewAuthReq(p *AuthReqParams) (*AuthReq, error) {
 // merchant and its certificate (CodeMerchantMismatch); an approved amount is
 // in the requested currency and not above the request (CodeAmountMismatch).
 func VerifyAuthRes(t *Trust, keys *MerchantKeys, gateway *Cert, sent *AuthReqData, res *AuthRes) (*AuthResData, error) {
-	s := keys.KE.Suite()
-	pt, err := keys.KE.open(&res.Sealed, s, labelSealAuthRes, nil)
+	signed, signer, err := openSigned[AuthResData](t, keys.KE, &res.Sealed, labelSealAuthRes, labelSigAuthRes, CertGatewaySignature)
 	if err != nil {
 		return nil, err
 	}
-	signed, err := decode[AuthResSigned](pt, "AuthResSigned")
-	if err != nil {
+	if err := sameGateway(signer, gateway); err != nil {
 		return nil, err
 	}
 	d := &signed.Data
-	if err := verifyGatewaySignature(t, gateway, &signed.Signature, signed.Certificates, s, labelSigAuthRes, encode(d)); err != nil {
-		return nil, err
-	}
 	if d.RRPID != sent.RRPID {
 		return nil, fail(CodeRRPIDMismatch, "AuthRes does not echo the AuthReq RRPID")
 	}
@@ -225,11 +219,11 @@ func VerifyAuthRes(t *Trust, keys *MerchantKeys, gateway *Cert, sent *AuthReqDat
 // oi. authAmt is set for PurchApproved, reason for PurchDeclined.
 func NewPRes(key *SigningKey, oi *OIData, status PurchStatus, authAmt *Amount, reason DeclineReason) (*PRes, error) {
 	d := PResData{TransIDs: oi.TransIDs, RRPID: oi.RRPID, ChallC: oi.ChallC, Status: status, AuthAmt: authAmt, Reason: reason}
-	sig, err := signWith(key, labelSigPRes, encode(&d))
+	signed, err := newSigned[PResData](key, labelSigPRes, d, key.Chain)
 	if err != nil {
 		return nil, err
 	}
-	return &PRes{Data: d, Signature: sig, Certificates: key.Chain}, nil
+	return &PRes{*signed}, nil
 }
 
 // NewCapReq signs a capture batch and seals it to the gateway.
@@ -238,16 +232,15 @@ func NewCapReq(keys *MerchantKeys, gateway *Cert, rrpid RRPID, batchID int64, it
 		return nil, nil, fail(CodeMalformed, "a capture batch holds 1 to %d items, not %d", MaxCapItems, len(items))
 	}
 	d := CapReqData{RRPID: rrpid, BatchID: batchID, MerchantKE: keys.KE.Cert.Thumb, Items: items}
-	sig, err := signWith(keys.Sig, labelSigCapReq, encode(&d))
+	signed, err := newSigned[CapReqData](keys.Sig, labelSigCapReq, d, keys.chain())
 	if err != nil {
 		return nil, nil, err
 	}
-	signed := CapReqSigned{Data: d, Signature: sig, Certificates: keys.chain()}
-	env, err := sealTo(rnd, gateway, labelSealCapReq, encode(&signed), nil)
+	env, err := sealTo(rnd, gateway, labelSealCapReq, encode(signed), nil)
 	if err != nil {
 		return nil, nil, err
 	}
-	return &CapReq{Sealed: env}, &d, nil
+	return &CapReq{Sealed: env}, &signed.Data, nil
 }
 
 // VerifyCapRes is the merchant's check of CapRes against the CapReq it sent:
@@ -255,19 +248,14 @@ func NewCapReq(keys *MerchantKeys, gateway *Cert, rrpid RRPID, batchID int64, it
 // certificate gateway, as in VerifyAuthRes), RRPID echo, merchant and batch named, and one
 // result per item in order, none capturing more than was asked.
 func VerifyCapRes(t *Trust, keys *MerchantKeys, gateway *Cert, sent *CapReqData, res *CapRes) (*CapResData, error) {
-	s := keys.KE.Suite()
-	pt, err := keys.KE.open(&res.Sealed, s, labelSealCapRes, nil)
+	signed, signer, err := openSigned[CapResData](t, keys.KE, &res.Sealed, labelSealCapRes, labelSigCapRes, CertGatewaySignature)
 	if err != nil {
 		return nil, err
 	}
-	signed, err := decode[CapResSigned](pt, "CapResSigned")
-	if err != nil {
+	if err := sameGateway(signer, gateway); err != nil {
 		return nil, err
 	}
 	d := &signed.Data
-	if err := verifyGatewaySignature(t, gateway, &signed.Signature, signed.Certificates, s, labelSigCapRes, encode(d)); err != nil {
-		return nil, err
-	}
 	if d.RRPID != sent.RRPID {
 		return nil, fail(CodeRRPIDMismatch, "CapRes does not echo the CapReq RRPID")
 	}
@@ -289,18 +277,14 @@ func VerifyCapRes(t *Trust, keys *MerchantKeys, gateway *Cert, sent *CapReqData,
 	return d, nil
 }
 
-// verifyGatewaySignature checks a gateway's signature and that the signer is
-// the gateway the merchant sealed to: its signature certificate has the
-// subject of that gateway's key-exchange certificate. Certificates carry no
-// gateway identifier, and both come from the payment-gateway CA, which
-// vouches for the subject.
-func verifyGatewaySignature(t *Trust, gateway *Cert, sig *Signature, certs [][]byte, s Suite, label string, tbs []byte) error {
-	c, err := verifySignature(t, sig, certs, CertGatewaySignature, s, label, tbs, CodeSignature)
-	if err != nil {
-		return err
-	}
-	if !bytes.Equal(c.X509.RawSubject, gateway.X509.RawSubject) {
-		return fail(CodeWrongGateway, "signed by gateway %q, the merchant sealed to gateway %q", c.X509.Subject.CommonName, gateway.X509.Subject.CommonName)
+// sameGateway checks that the signer of a gateway message is the gateway the
+// merchant sealed to: its signature certificate has the subject of that
+// gateway's key-exchange certificate (CodeWrongGateway). Certificates carry
+// no gateway identifier; the payment-gateway CA vouches for the subject of
+// both.
+func sameGateway(signer, sealedTo *Cert) error {
+	if !bytes.Equal(signer.X509.RawSubject, sealedTo.X509.RawSubject) {
+		return fail(CodeWrongGateway, "signed by gateway %q, the merchant sealed to gateway %q", signer.X509.Subject.CommonName, sealedTo.X509.Subject.CommonName)
 	}
 	return nil
 }

@@ -100,19 +100,7 @@ func (d *AuthReqData) parse(r *der.Reader, name string) {
 // merchant, with the merchant's signature and key-exchange chains.
 //
 //	AuthReqSigned ::= SEQUENCE { data AuthReqData, signature Signature, certificates Certificates }
-type AuthReqSigned struct {
-	Data         AuthReqData
-	Signature    Signature
-	Certificates [][]byte
-}
-
-func (m *AuthReqSigned) marshal(b *cryptobyte.Builder) {
-	marshalSigned(b, &m.Data, &m.Signature, m.Certificates)
-}
-
-func (m *AuthReqSigned) parse(r *der.Reader, name string) {
-	parseSigned(r, name, &m.Data, &m.Signature, &m.Certificates)
-}
+type AuthReqSigned = Signed[AuthReqData, *AuthReqData]
 
 // AuthReq is the merchant's authorization request to the gateway: the signed
 // request sealed to the gateway, and the cardholder's PI carried unchanged as
@@ -222,19 +210,7 @@ func (d *AuthResData) parse(r *der.Reader, name string) {
 // AuthResSigned is the plaintext sealed in AuthRes.
 //
 //	AuthResSigned ::= SEQUENCE { data AuthResData, signature Signature, certificates Certificates }
-type AuthResSigned struct {
-	Data         AuthResData
-	Signature    Signature
-	Certificates [][]byte
-}
-
-func (m *AuthResSigned) marshal(b *cryptobyte.Builder) {
-	marshalSigned(b, &m.Data, &m.Signature, m.Certificates)
-}
-
-func (m *AuthResSigned) parse(r *der.Reader, name string) {
-	parseSigned(r, name, &m.Data, &m.Signature, &m.Certificates)
-}
+type AuthResSigned = Signed[AuthResData, *AuthResData]
 
 // AuthRes is the gateway's authorization response, sealed to the merchant.
 //
@@ -373,19 +349,7 @@ func (d *CapReqData) parse(r *der.Reader, name string) {
 // CapReqSigned is the plaintext sealed in CapReq.
 //
 //	CapReqSigned ::= SEQUENCE { data CapReqData, signature Signature, certificates Certificates }
-type CapReqSigned struct {
-	Data         CapReqData
-	Signature    Signature
-	Certificates [][]byte
-}
-
-func (m *CapReqSigned) marshal(b *cryptobyte.Builder) {
-	marshalSigned(b, &m.Data, &m.Signature, m.Certificates)
-}
-
-func (m *CapReqSigned) parse(r *der.Reader, name string) {
-	parseSigned(r, name, &m.Data, &m.Signature, &m.Certificates)
-}
+type CapReqSigned = Signed[CapReqData, *CapReqData]
 
 // CapReq is the merchant's capture request, sealed to the gateway.
 //
@@ -471,19 +435,7 @@ func (d *CapResData) parse(r *der.Reader, name string) {
 // CapResSigned is the plaintext sealed in CapRes.
 //
 //	CapResSigned ::= SEQUENCE { data CapResData, signature Signature, certificates Certificates }
-type CapResSigned struct {
-	Data         CapResData
-	Signature    Signature
-	Certificates [][]byte
-}
-
-func (m *CapResSigned) marshal(b *cryptobyte.Builder) {
-	marshalSigned(b, &m.Data, &m.Signature, m.Certificates)
-}
-
-func (m *CapResSigned) parse(r *der.Reader, name string) {
-	parseSigned(r, name, &m.Data, &m.Signature, &m.Certificates)
-}
+type CapResSigned = Signed[CapResData, *CapResData]
 
 // CapRes is the gateway's capture response, sealed to the merchant.
 //

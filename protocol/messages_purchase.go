@@ -140,20 +140,10 @@ func (d *PInitResData) parse(r *der.Reader, name string) {
 //
 //	PInitRes ::= SEQUENCE { data PInitResData, signature Signature, certificates Certificates }
 type PInitRes struct {
-	Data         PInitResData
-	Signature    Signature
-	Certificates [][]byte
+	Signed[PInitResData, *PInitResData]
 }
 
 func (*PInitRes) Type() MessageType { return TypePInitRes }
-
-func (m *PInitRes) marshal(b *cryptobyte.Builder) {
-	marshalSigned(b, &m.Data, &m.Signature, m.Certificates)
-}
-
-func (m *PInitRes) parse(r *der.Reader, name string) {
-	parseSigned(r, name, &m.Data, &m.Signature, &m.Certificates)
-}
 
 // OIData is the order information the merchant sees. It names the gateway
 // (peThumb) so that the dual signature, which covers H(OIData), binds the
@@ -374,17 +364,7 @@ func (d *PResData) parse(r *der.Reader, name string) {
 //
 //	PRes ::= SEQUENCE { data PResData, signature Signature, certificates Certificates }
 type PRes struct {
-	Data         PResData
-	Signature    Signature
-	Certificates [][]byte
+	Signed[PResData, *PResData]
 }
 
 func (*PRes) Type() MessageType { return TypePRes }
-
-func (m *PRes) marshal(b *cryptobyte.Builder) {
-	marshalSigned(b, &m.Data, &m.Signature, m.Certificates)
-}
-
-func (m *PRes) parse(r *der.Reader, name string) {
-	parseSigned(r, name, &m.Data, &m.Signature, &m.Certificates)
-}
