@@ -753,6 +753,17 @@ func TestMerchantChecksCapRes(t *testing.T) {
 			_, err := VerifyCapRes(f.p.Trust, f.p.Merchant, f.terms.Gateway, f.capSent, f.capRes)
 			return err
 		}},
+		{"a CapRes signed by another gateway than the one sealed to", CodeWrongGateway, func(f *flow) error {
+			upToCap(f)
+			two := f.p.NewGateway("gateway two")
+			var err error
+			f.capRes, err = NewCapRes(two, f.batch, []CapResItem{{XID: f.authData.TransIDs.XID, CapAmt: f.authData.AuthAmt}}, f.rnd)
+			if err != nil {
+				f.t.Fatal(err)
+			}
+			_, err = VerifyCapRes(f.p.Trust, f.p.Merchant, f.terms.Gateway, f.capSent, wire(f.t, f.capRes))
+			return err
+		}},
 		{"RRPID not echoed", CodeRRPIDMismatch, func(f *flow) error {
 			upToCap(f)
 			return capRes(f, same, func(d *CapReqData) { d.RRPID[0] ^= 1 })
