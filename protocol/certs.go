@@ -29,7 +29,6 @@ var (
 	OIDMerchantData      = append(slices.Clone(oidSetpay), 1, 3)
 	OIDBrand             = append(slices.Clone(oidSetpay), 1, 4)
 	OIDXWing             = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 62253, 25722} // draft-connolly-cfrg-xwing-kem
-	oidECPublicKey       = asn1.ObjectIdentifier{1, 2, 840, 10045, 2, 1}
 	maxExtensionValueLen = 1024
 )
 

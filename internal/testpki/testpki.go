@@ -179,8 +179,11 @@ func issueKEM(tmpl, parent *x509.Certificate, signer crypto.Signer, pub kem.Publ
 		panic(err)
 	}
 	if pub.Scheme().Name() == protocol.SuiteNIST.KEM().Name() {
-		x, y := elliptic.Unmarshal(elliptic.P256(), raw) //nolint:staticcheck // the uncompressed point of a DHKEM key
-		der, err := x509.CreateCertificate(nil, tmpl, parent, &ecdsa.PublicKey{Curve: elliptic.P256(), X: x, Y: y}, signer)
+		pk, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), raw) // a DHKEM(P-256) key is the uncompressed point
+		if err != nil {
+			panic(err)
+		}
+		der, err := x509.CreateCertificate(nil, tmpl, parent, pk, signer)
 		if err != nil {
 			panic(err)
 		}
