@@ -88,7 +88,7 @@ func (f *flow) forgePI(edit func(*PIContent)) {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	c, err := DecodePIContent(pt)
+	c, err := Decode[PIContent](pt)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func (f *flow) sealAuthReq(key *SigningKey, edit func(*AuthReqData)) {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	s, err := DecodeAuthReqSigned(pt)
+	s, err := Decode[AuthReqSigned](pt)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -326,7 +326,7 @@ func TestGatewayChecksAuthReq(t *testing.T) {
 		{"an AuthReq signed by a cardholder certificate is the wrong role", CodeCertRole, func(f *flow) error {
 			f.must(f.pinit, f.purchase, f.authorize)
 			pt, _ := OpenEnvelope(f.p.Gateway.KE, &f.authReq.Sealed, LabelSealAuthReq, nil)
-			s, _ := DecodeAuthReqSigned(pt)
+			s, _ := Decode[AuthReqSigned](pt)
 			s.Signature = ForgeSign(f.p.Cardholder, LabelSigAuthReq, Encode(&s.Data))
 			s.Certificates = append(s.Certificates, f.p.Cardholder.Chain...)
 			f.authReq.Sealed = ForgeSeal(f.rnd, f.p.Gateway.KE.Cert, LabelSealAuthReq, Encode(s), nil)
@@ -460,7 +460,7 @@ func TestGatewayChecksAuthReq(t *testing.T) {
 			if err != nil {
 				f.t.Fatal(err)
 			}
-			c, _ := DecodePIContent(pt)
+			c, _ := Decode[PIContent](pt)
 			c.PIData.PANData.PANSecret[0] = 1
 			f.preq.PI.Sealed = ForgeSeal(f.rnd, f.p.Gateway.KE.Cert, LabelSealPIUnsig, Encode(c), PIAAD(xid))
 			return f.authorize()
@@ -516,7 +516,7 @@ func TestMerchantChecksAuthRes(t *testing.T) {
 		{"a changed AuthResData breaks the gateway signature", CodeSignature, func(f *flow) error {
 			f.must(f.pinit, f.purchase, f.authorize, f.respond)
 			pt, _ := OpenEnvelope(f.p.Merchant.KE, &f.authRes.Sealed, LabelSealAuthRes, nil)
-			s, _ := DecodeAuthResSigned(pt)
+			s, _ := Decode[AuthResSigned](pt)
 			s.Data.AuthCode = "FORGED"
 			f.authRes.Sealed = ForgeSeal(f.rnd, f.p.Merchant.KE.Cert, LabelSealAuthRes, Encode(s), nil)
 			return f.checkAuthRes()
@@ -524,7 +524,7 @@ func TestMerchantChecksAuthRes(t *testing.T) {
 		{"an AuthRes signed by a merchant certificate is the wrong role", CodeCertRole, func(f *flow) error {
 			f.must(f.pinit, f.purchase, f.authorize, f.respond)
 			pt, _ := OpenEnvelope(f.p.Merchant.KE, &f.authRes.Sealed, LabelSealAuthRes, nil)
-			s, _ := DecodeAuthResSigned(pt)
+			s, _ := Decode[AuthResSigned](pt)
 			s.Signature = ForgeSign(f.p.Merchant.Sig, LabelSigAuthRes, Encode(&s.Data))
 			s.Certificates = f.p.Merchant.Sig.Chain
 			f.authRes.Sealed = ForgeSeal(f.rnd, f.p.Merchant.KE.Cert, LabelSealAuthRes, Encode(s), nil)
@@ -629,7 +629,7 @@ func TestGatewayChecksCapReq(t *testing.T) {
 			upToAuth(f)
 			f.must(f.capture)
 			pt, _ := OpenEnvelope(f.p.Gateway.KE, &f.capReq.Sealed, LabelSealCapReq, nil)
-			s, _ := DecodeCapReqSigned(pt)
+			s, _ := Decode[CapReqSigned](pt)
 			s.Data.Items[0].CapAmt.Value--
 			f.capReq.Sealed = ForgeSeal(f.rnd, f.p.Gateway.KE.Cert, LabelSealCapReq, Encode(s), nil)
 			return f.checkCapReq()
@@ -708,7 +708,7 @@ func (f *flow) openToken(it *CapItem) *CapTokenData {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	tok, err := DecodeCapTokenData(pt)
+	tok, err := Decode[CapTokenData](pt)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -923,7 +923,7 @@ func TestDeclinedAuthResHasNoAmount(t *testing.T) {
 	d := AuthResData{TransIDs: f.auth.Request.TransIDs, MerchantID: "M-0001", Result: AuthDeclined,
 		Reason: DeclineExpiredCard, AuthAmt: Amount{Currency: 978, Value: 1}}
 	s := AuthResSigned{Data: d, Signature: ForgeSign(f.p.Gateway.Sig, LabelSigAuthRes, Encode(&d))}
-	if _, err := DecodeAuthResSigned(Encode(&s)); CodeOf(err) != CodeMalformed {
+	if _, err := Decode[AuthResSigned](Encode(&s)); CodeOf(err) != CodeMalformed {
 		t.Fatalf("got %v, want CodeMalformed", err)
 	}
 }

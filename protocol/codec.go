@@ -16,6 +16,28 @@ type codec interface {
 	parse(r *der.Reader, name string)
 }
 
+// Structure is implemented by pointers to every type of this package that
+// has an ASN.1 definition in docs/PROTOCOL.md: the messages and everything
+// inside them (OIData, PIData, PIContent, AuthReqSigned, CapTokenData, ...).
+// Only this package implements it.
+type Structure interface {
+	codec
+}
+
+// Encode returns the DER encoding of v. Test vectors and traces use it to
+// show the exact bytes of structures that travel sealed or are only hashed.
+func Encode(v Structure) []byte { return encode(v) }
+
+// Decode strictly decodes b as a T (for example Decode[PIContent](b)), with
+// the rules of Parse: at most MaxMessageSize bytes, nothing trailing, and b
+// must be the canonical encoding of the result (CodeMalformed, CodeTooLarge).
+func Decode[T any, PT interface {
+	*T
+	Structure
+}](b []byte) (*T, error) {
+	return decode[T, PT](b, reflect.TypeFor[T]().Name())
+}
+
 // encode returns the DER encoding of c. The encoders only write values the
 // types allow, so encoding cannot fail for a structure built by this package;
 // out-of-range values set by hand are caught when the result is decoded.

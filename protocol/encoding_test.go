@@ -36,7 +36,7 @@ type sealedSample struct {
 	der  []byte
 	// want is the structure the parties built or learned, when the test can
 	// reconstruct it (nil: only the bytes are known).
-	want any
+	want Structure
 }
 
 // wireCorpus holds real encodings from complete purchases: for each suite,
@@ -80,7 +80,7 @@ func (c *wireCorpus) addPKI(p *testpki.PKI) {
 	}
 }
 
-func (c *wireCorpus) addInner(kind, name string, der []byte, want any) {
+func (c *wireCorpus) addInner(kind, name string, der []byte, want Structure) {
 	c.inner[kind] = append(c.inner[kind], sealedSample{name: name, der: der, want: want})
 }
 
@@ -655,28 +655,31 @@ func TestNewErrorForARevokedCertificateSurvivesTheWire(t *testing.T) {
 // sealedKind is a structure that travels sealed, with its strict decoder.
 type sealedKind struct {
 	name   string
-	decode func([]byte) (any, error)
+	decode func([]byte) (Structure, error)
 }
 
-func sealedKindOf[T any](name string, dec func([]byte) (*T, error)) sealedKind {
-	return sealedKind{name, func(b []byte) (any, error) {
-		v, err := dec(b)
+func sealedKindOf[T any, PT interface {
+	*T
+	Structure
+}](name string, _ func([]byte) (*T, error)) sealedKind {
+	return sealedKind{name, func(b []byte) (Structure, error) {
+		v, err := Decode[T, PT](b)
 		if err != nil {
 			return nil, err
 		}
-		return v, nil
+		return PT(v), nil
 	}}
 }
 
 var sealedKinds = []sealedKind{
-	sealedKindOf("PIContent", DecodePIContent),
-	sealedKindOf("PIData", DecodePIData),
-	sealedKindOf("OIData", DecodeOIData),
-	sealedKindOf("AuthReqSigned", DecodeAuthReqSigned),
-	sealedKindOf("AuthResSigned", DecodeAuthResSigned),
-	sealedKindOf("CapReqSigned", DecodeCapReqSigned),
-	sealedKindOf("CapResSigned", DecodeCapResSigned),
-	sealedKindOf("CapTokenData", DecodeCapTokenData),
+	sealedKindOf("PIContent", Decode[PIContent]),
+	sealedKindOf("PIData", Decode[PIData]),
+	sealedKindOf("OIData", Decode[OIData]),
+	sealedKindOf("AuthReqSigned", Decode[AuthReqSigned]),
+	sealedKindOf("AuthResSigned", Decode[AuthResSigned]),
+	sealedKindOf("CapReqSigned", Decode[CapReqSigned]),
+	sealedKindOf("CapResSigned", Decode[CapResSigned]),
+	sealedKindOf("CapTokenData", Decode[CapTokenData]),
 }
 
 func TestInnerStructures(t *testing.T) {
@@ -773,7 +776,7 @@ func TestCardDataIsNotEchoedInErrors(t *testing.T) {
 			if !found {
 				t.Fatal("no PAN in PIContent")
 			}
-			_, err := DecodePIContent(encodeDER(ns, nil))
+			_, err := Decode[PIContent](encodeDER(ns, nil))
 			wantCodeOf(t, err, CodeMalformed, tc.name)
 			for _, secret := range []string{testpki.TestPAN[:12], tc.pan} {
 				if strings.Contains(err.Error(), secret) {

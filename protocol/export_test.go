@@ -2,34 +2,9 @@ package protocol
 
 import "io"
 
-// This file exports internals to the tests of package protocol_test: the
-// strict decoders of the structures that only exist inside envelopes, the
-// encoder, and what it takes to open an envelope with a test key.
-
-// Decoders of the sealed and inner structures, with the names the parties
-// give them.
-func DecodePIContent(b []byte) (*PIContent, error) { return decode[PIContent](b, "PIContent") }
-func DecodePIData(b []byte) (*PIData, error)       { return decode[PIData](b, "PIData") }
-func DecodeOIData(b []byte) (*OIData, error)       { return decode[OIData](b, "OIData") }
-func DecodeAuthReqSigned(b []byte) (*AuthReqSigned, error) {
-	return decode[AuthReqSigned](b, "AuthReqSigned")
-}
-func DecodeAuthResSigned(b []byte) (*AuthResSigned, error) {
-	return decode[AuthResSigned](b, "AuthResSigned")
-}
-func DecodeCapReqSigned(b []byte) (*CapReqSigned, error) {
-	return decode[CapReqSigned](b, "CapReqSigned")
-}
-func DecodeCapResSigned(b []byte) (*CapResSigned, error) {
-	return decode[CapResSigned](b, "CapResSigned")
-}
-func DecodeCapTokenData(b []byte) (*CapTokenData, error) {
-	return decode[CapTokenData](b, "CapTokenData")
-}
-
-// Encode returns the DER encoding of v, which must be a pointer to a
-// structure of this package (it panics otherwise: test misuse).
-func Encode(v any) []byte { return encode(v.(codec)) }
+// This file exports internals to the tests of package protocol_test: what it
+// takes to open an envelope with a test key, the labels, and helpers that
+// forge what no correct party would build.
 
 // OpenEnvelope opens e with k under label and aad, in k's suite.
 func OpenEnvelope(k *KeyExchangeKey, e *Envelope, label string, aad []byte) ([]byte, error) {
