@@ -219,6 +219,11 @@ func (c *PIContent) parse(r *der.Reader, name string) {
 //
 // The random ODSalt keeps the gateway, which sees HOD, from guessing OD.
 func HOD(s Suite, od []byte, purchAmt Amount, odSalt Nonce) Digest {
+	return Hash(labelHOD, s, HODInput(od, purchAmt, odSalt))
+}
+
+// HODInput returns DER(HODInput), what HOD hashes.
+func HODInput(od []byte, purchAmt Amount, odSalt Nonce) []byte {
 	in, _ := der.Marshal(func(b *cryptobyte.Builder) {
 		der.AddSequence(b, func(b *cryptobyte.Builder) {
 			b.AddASN1OctetString(od)
@@ -226,7 +231,7 @@ func HOD(s Suite, od []byte, purchAmt Amount, odSalt Nonce) Digest {
 			b.AddASN1OctetString(odSalt[:])
 		})
 	})
-	return Hash(labelHOD, s, in)
+	return in
 }
 
 // OIMD returns H("setpay/1 OIData", DER(OIData)).

@@ -1,6 +1,8 @@
 package protocol_test
 
 import (
+	"crypto"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"math/rand/v2"
@@ -9,6 +11,7 @@ import (
 
 	"github.com/setpay/setpay/internal/testpki"
 	. "github.com/setpay/setpay/protocol"
+	"github.com/setpay/setpay/vectors"
 )
 
 // Every check a party makes has a case here that breaks exactly that check
@@ -32,14 +35,10 @@ func (f *flow) otherPKI() *testpki.PKI {
 	return pkiFor(SuitePQ)
 }
 
-// bothRoots is a Trust anchored at the roots of both suites' hierarchies.
-func (f *flow) bothRoots() *Trust {
-	t, err := NewTrust(pkiFor(SuitePQ).Root.Cert, pkiFor(SuiteNIST).Root.Cert)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	t.Now = func() time.Time { return testpki.Epoch }
-	return t
+// trustBothSuites makes the receiving party trust the roots of both suites'
+// hierarchies.
+func (f *flow) trustBothSuites() {
+	f.roots = [][]byte{pkiFor(SuitePQ).Root.Cert, pkiFor(SuiteNIST).Root.Cert}
 }
 
 // resignPInitRes has the merchant sign a PInitRes built for a doctored copy
@@ -137,6 +136,10 @@ func (f *flow) decide(editAuth func(*Authorization), dec *AuthDecision) {
 	}
 }
 
+// caseTables are every table of checks, in the order of the protocol; the
+// vector generator publishes each case as a negative vector.
+var caseTables = [][]checkCase{errorChecksCases, cardholderChecksPInitResCases, merchantChecksPReqCases, gatewayChecksAuthReqCases, merchantChecksAuthResCases, cardholderChecksPResCases, gatewayChecksCapReqCases, merchantChecksCapResCases, certificateChecksCases}
+
 type checkCase struct {
 	name string
 	want Code
@@ -158,8 +161,8 @@ func runChecks(t *testing.T, cases []checkCase) {
 	}
 }
 
-func TestCardholderChecksPInitRes(t *testing.T) {
-	runChecks(t, []checkCase{
+var cardholderChecksPInitResCases = func() []checkCase {
+	return []checkCase{
 		{"a suite the cardholder did not offer is a downgrade", CodeDowngrade, func(f *flow) error {
 			f.must(f.pinit)
 			o := f.otherPKI()
@@ -171,9 +174,8 @@ func TestCardholderChecksPInitRes(t *testing.T) {
 			f.must(f.pinit)
 			f.pinitReq.Suites = []Suite{f.s, o.Suite} // what C really sent
 			f.resignPInitRes(func(r *PInitReq) { r.Suites = []Suite{o.Suite} }, o.Suite, o.Merchant, o.Gateway.KE.Chain)
-			f.pinitRes = wire(f.t, f.pinitRes)
-			_, err := VerifyPInitRes(f.bothRoots(), f.pinitReq, f.pinitRes, nil)
-			return err
+			f.trustBothSuites()
+			return f.checkPInitRes()
 		}},
 		{"a changed signed field breaks the merchant signature", CodeSignature, func(f *flow) error {
 			f.must(f.pinit)
@@ -212,11 +214,13 @@ func TestCardholderChecksPInitRes(t *testing.T) {
 			f.pinitRes.Signature = ForgeSign(f.p.Merchant.Sig, LabelSigPInitRes, Encode(&f.pinitRes.Data))
 			return f.checkPInitRes()
 		}},
-	})
-}
+	}
+}()
 
-func TestMerchantChecksPReq(t *testing.T) {
-	runChecks(t, []checkCase{
+func TestCardholderChecksPInitRes(t *testing.T) { runChecks(t, cardholderChecksPInitResCases) }
+
+var merchantChecksPReqCases = func() []checkCase {
+	return []checkCase{
 		{"an unsigned PReq where a certificate is required", CodeCertRequired, func(f *flow) error {
 			f.cardholder, f.reqCert = nil, true
 			f.must(f.pinit)
@@ -288,11 +292,13 @@ func TestMerchantChecksPReq(t *testing.T) {
 			f.preq.PI.Sealed = ForgeSeal(f.rnd, f.p.NewGateway("gateway two").KE.Cert, LabelSealPIDual, []byte("x"), nil)
 			return f.checkPReq()
 		}},
-	})
-}
+	}
+}()
 
-func TestGatewayChecksAuthReq(t *testing.T) {
-	runChecks(t, []checkCase{
+func TestMerchantChecksPReq(t *testing.T) { runChecks(t, merchantChecksPReqCases) }
+
+var gatewayChecksAuthReqCases = func() []checkCase {
+	return []checkCase{
 		{"an AuthReq sealed to another gateway does not open", CodeDecrypt, func(f *flow) error {
 			f.must(f.pinit, f.purchase, f.authorize)
 			f.authReq.Sealed.Recipient[0] ^= 1
@@ -487,8 +493,10 @@ func TestGatewayChecksAuthReq(t *testing.T) {
 			f.must(f.pinit, f.purchase)
 			return f.authorize()
 		}},
-	})
-}
+	}
+}()
+
+func TestGatewayChecksAuthReq(t *testing.T) { runChecks(t, gatewayChecksAuthReqCases) }
 
 func TestAmountPolicyAllowsOverAuthorization(t *testing.T) {
 	f := newFlow(t, SuitePQ)
@@ -501,8 +509,8 @@ func TestAmountPolicyAllowsOverAuthorization(t *testing.T) {
 	}
 }
 
-func TestMerchantChecksAuthRes(t *testing.T) {
-	runChecks(t, []checkCase{
+var merchantChecksAuthResCases = func() []checkCase {
+	return []checkCase{
 		{"an AuthRes sealed to another merchant does not open", CodeDecrypt, func(f *flow) error {
 			f.must(f.pinit, f.purchase, f.authorize, f.respond)
 			f.authRes.Sealed.Recipient[0] ^= 1
@@ -562,10 +570,12 @@ func TestMerchantChecksAuthRes(t *testing.T) {
 			f.decide(nil, &AuthDecision{Result: AuthApproved, AuthAmt: Amount{Currency: 978, Value: 999999}, AuthCode: "X", BankRef: []byte("h")})
 			return f.checkAuthRes()
 		}},
-	})
-}
+	}
+}()
 
-func TestCardholderChecksPRes(t *testing.T) {
+func TestMerchantChecksAuthRes(t *testing.T) { runChecks(t, merchantChecksAuthResCases) }
+
+var cardholderChecksPResCases = func() []checkCase {
 	newPRes := func(f *flow, key *SigningKey, edit func(*OIData)) {
 		oi := f.preq.OIData
 		edit(&oi)
@@ -575,7 +585,7 @@ func TestCardholderChecksPRes(t *testing.T) {
 			f.t.Fatal(err)
 		}
 	}
-	runChecks(t, []checkCase{
+	return []checkCase{
 		{"a PRes signed by another merchant", CodeMerchantMismatch, func(f *flow) error {
 			f.must(f.pinit, f.purchase, f.authorize, f.respond)
 			other := f.p.NewMerchant("merchant two", MerchantData{MerchantID: "M-0002", Name: "Other Shop", AcquirerBIN: "400000"})
@@ -602,10 +612,12 @@ func TestCardholderChecksPRes(t *testing.T) {
 			newPRes(f, f.p.Merchant.Sig, func(oi *OIData) { oi.TransIDs.XID[0] ^= 1 })
 			return f.checkPRes()
 		}},
-	})
-}
+	}
+}()
 
-func TestGatewayChecksCapReq(t *testing.T) {
+func TestCardholderChecksPRes(t *testing.T) { runChecks(t, cardholderChecksPResCases) }
+
+var gatewayChecksCapReqCases = func() []checkCase {
 	upToAuth := func(f *flow) { f.must(f.pinit, f.purchase, f.authorize, f.respond) }
 	item := func(f *flow) *CapItem {
 		return &CapItem{TransIDs: f.authData.TransIDs, AuthRRPID: f.authData.RRPID, CapAmt: f.authData.AuthAmt, CapToken: *f.authData.CapToken}
@@ -618,7 +630,7 @@ func TestGatewayChecksCapReq(t *testing.T) {
 		f.must(f.capture)
 		return f.itemErr()
 	}
-	runChecks(t, []checkCase{
+	return []checkCase{
 		{"a CapReq sealed to another gateway does not open", CodeDecrypt, func(f *flow) error {
 			upToAuth(f)
 			f.must(f.capture)
@@ -700,8 +712,10 @@ func TestGatewayChecksCapReq(t *testing.T) {
 			upToAuth(f)
 			return capItem(f, func(it *CapItem) { it.CapAmt.Value++ })
 		}},
-	})
-}
+	}
+}()
+
+func TestGatewayChecksCapReq(t *testing.T) { runChecks(t, gatewayChecksCapReqCases) }
 
 func (f *flow) openToken(it *CapItem) *CapTokenData {
 	pt, err := OpenCapToken(f.p.Gateway, &it.CapToken, it.TransIDs.XID)
@@ -725,7 +739,7 @@ func TestCaptureBelowAuthorizationIsAccepted(t *testing.T) {
 	}
 }
 
-func TestMerchantChecksCapRes(t *testing.T) {
+var merchantChecksCapResCases = func() []checkCase {
 	upToCap := func(f *flow) { f.must(f.pinit, f.purchase, f.authorize, f.respond, f.capture) }
 	// capRes has the gateway answer with results edited by edit.
 	capRes := func(f *flow, edit func([]CapResItem) []CapResItem, sentEdit func(*CapReqData)) error {
@@ -736,22 +750,20 @@ func TestMerchantChecksCapRes(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		f.capRes = wire(f.t, f.capRes)
 		sent := *f.capSent
 		if sentEdit != nil {
 			sentEdit(&sent)
 		}
-		_, err = VerifyCapRes(f.p.Trust, f.p.Merchant, f.terms.Gateway, &sent, f.capRes)
-		return err
+		f.capSent = &sent
+		return f.checkCapRes()
 	}
 	same := func(r []CapResItem) []CapResItem { return r }
-	runChecks(t, []checkCase{
+	return []checkCase{
 		{"a CapRes that does not open", CodeDecrypt, func(f *flow) error {
 			upToCap(f)
 			f.must(f.settle)
 			f.capRes.Sealed.Ciphertext[3] ^= 1
-			_, err := VerifyCapRes(f.p.Trust, f.p.Merchant, f.terms.Gateway, f.capSent, f.capRes)
-			return err
+			return f.checkCapRes()
 		}},
 		{"a CapRes signed by another gateway than the one sealed to", CodeWrongGateway, func(f *flow) error {
 			upToCap(f)
@@ -761,8 +773,7 @@ func TestMerchantChecksCapRes(t *testing.T) {
 			if err != nil {
 				f.t.Fatal(err)
 			}
-			_, err = VerifyCapRes(f.p.Trust, f.p.Merchant, f.terms.Gateway, f.capSent, wire(f.t, f.capRes))
-			return err
+			return f.checkCapRes()
 		}},
 		{"RRPID not echoed", CodeRRPIDMismatch, func(f *flow) error {
 			upToCap(f)
@@ -785,8 +796,10 @@ func TestMerchantChecksCapRes(t *testing.T) {
 			it := f.capSent.Items[0]
 			return capRes(f, same, func(d *CapReqData) { d.Items = append(d.Items, it) })
 		}},
-	})
-}
+	}
+}()
+
+func TestMerchantChecksCapRes(t *testing.T) { runChecks(t, merchantChecksCapResCases) }
 
 func pad(r []CapResItem, n int) []CapResItem {
 	for len(r) < n {
@@ -795,7 +808,7 @@ func pad(r []CapResItem, n int) []CapResItem {
 	return r[:n]
 }
 
-func TestCertificateChecks(t *testing.T) {
+var certificateChecksCases = func() []checkCase {
 	// Each case issues a cardholder certificate that breaks one rule of
 	// Trust.Verify and runs the merchant's check of a PReq signed with it.
 	withCardholder := func(f *flow, ca *testpki.CA, o testpki.Options) error {
@@ -806,15 +819,18 @@ func TestCertificateChecks(t *testing.T) {
 		}
 		o.Extensions = append(o.Extensions, AccountHashExtension(AccountHash(f.s, f.card.PAN, f.card.CardExpiry, f.card.PANSecret)))
 		der := ca.Issue(o)
-		k, err := NewSigningKey(key, append([][]byte{der}, ca.Chain...))
-		if err != nil {
-			return err
-		}
-		f.cardholder = k
+		// Build the PReq with the usual cardholder, then sign the dual
+		// signature with key and carry the doctored certificate instead
+		// (NewSigningKey would refuse some of these certificates itself).
 		f.must(f.pinit)
-		return f.purchase()
+		f.rebuildPReq(nil, nil)
+		ds := Signature{Suite: f.s, Signer: ThumbprintOf(der),
+			Value: rawSign(f.s, key, LabelDualSig, DualSignatureInput(f.preqRes.PIMD, f.preqRes.OIMD))}
+		f.preq.PI.DualSignature = &ds
+		f.preq.PI.Certificates = append([][]byte{der}, ca.Chain...)
+		return f.checkPReq()
 	}
-	runChecks(t, []checkCase{
+	return []checkCase{
 		{"an expired cardholder certificate", CodeCertExpired, func(f *flow) error {
 			return withCardholder(f, f.p.CCA, testpki.Options{NotAfter: testpki.Epoch.Add(-time.Minute)})
 		}},
@@ -830,16 +846,12 @@ func TestCertificateChecks(t *testing.T) {
 			return withCardholder(f, cca, testpki.Options{})
 		}},
 		{"a revoked cardholder certificate", CodeCertRevoked, func(f *flow) error {
-			revoked := f.p.Cardholder.Cert.X509.SerialNumber
-			f.p.Trust.Revoked = func(c *x509.Certificate) bool { return c.SerialNumber.Cmp(revoked) == 0 }
-			defer func() { f.p.Trust.Revoked = nil }()
+			f.revoked = append(f.revoked, f.p.Cardholder.Cert.X509.SerialNumber)
 			f.must(f.pinit)
 			return f.purchase()
 		}},
 		{"a revoked cardholder CA", CodeCertRevoked, func(f *flow) error {
-			revoked := f.p.CCA.X509.SerialNumber
-			f.p.Trust.Revoked = func(c *x509.Certificate) bool { return c.SerialNumber.Cmp(revoked) == 0 }
-			defer func() { f.p.Trust.Revoked = nil }()
+			f.revoked = append(f.revoked, f.p.CCA.X509.SerialNumber)
 			f.must(f.pinit)
 			return f.purchase()
 		}},
@@ -872,16 +884,18 @@ func TestCertificateChecks(t *testing.T) {
 			f.preq.PI.DualSignature = &ds
 			f.preq.PI.Certificates = o.Cardholder.Chain
 			f.preq.PI.Sealed = ForgeSeal(f.rnd, f.p.Gateway.KE.Cert, LabelSealPIDual, []byte("x"), nil)
-			_, err := VerifyPReq(f.bothRoots(), &f.pinitRes.Data, &f.order, wire(f.t, f.preq), false)
-			return err
+			f.trustBothSuites()
+			return f.checkPReq()
 		}},
 		{"a dual signature whose certificate is not sent", CodeCertMissing, func(f *flow) error {
 			f.must(f.pinit, f.purchase)
 			f.preq.PI.Certificates = f.preq.PI.Certificates[1:]
 			return f.checkPReq()
 		}},
-	})
-}
+	}
+}()
+
+func TestCertificateChecks(t *testing.T) { runChecks(t, certificateChecksCases) }
 
 func TestKeyUsageSeparatesSigningFromKeyExchange(t *testing.T) {
 	p := pkiFor(SuitePQ)
@@ -927,3 +941,59 @@ func TestDeclinedAuthResHasNoAmount(t *testing.T) {
 		t.Fatalf("got %v, want CodeMalformed", err)
 	}
 }
+
+// rawSign signs Labelled(label, s, tbs) with key, as docs/PROTOCOL.md
+// section 4 says, without package protocol.
+func rawSign(s Suite, key crypto.Signer, label string, tbs []byte) []byte {
+	in := Labelled(label, s, tbs)
+	var sig []byte
+	var err error
+	if s == SuitePQ {
+		sig, err = key.Sign(nil, in, crypto.Hash(0))
+	} else {
+		d := sha256.Sum256(in)
+		sig, err = key.Sign(nil, d[:], crypto.SHA256)
+	}
+	if err != nil {
+		panic(err)
+	}
+	return sig
+}
+
+// checkError delivers an Error to the cardholder, which expects it from a
+// signer of type from.
+func (f *flow) checkError(e *Error, from CertType) error {
+	e = receive(f, "cardholder", "Error", e, vectors.Context{From: int(from)})
+	_, err := VerifyError(f.trust(), e, from, f.s)
+	return err
+}
+
+var errorChecksCases = []checkCase{
+	{"a changed signed Error", CodeSignature, func(f *flow) error {
+		f.must(f.pinit)
+		e, err := NewError(f.checkPInitResBroken(), Challenge{5}, f.s, nil, f.p.Merchant.Sig)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		e.Data.Code = CodeDecrypt
+		return f.checkError(e, CertMerchantSignature)
+	}},
+	{"an unsigned Error cannot be authenticated", CodeSignature, func(f *flow) error {
+		f.must(f.pinit)
+		e, err := NewError(f.checkPInitResBroken(), Challenge{5}, f.s, nil, nil)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		return f.checkError(e, CertMerchantSignature)
+	}},
+	{"an Error signed by the gateway where the merchant was expected", CodeCertRole, func(f *flow) error {
+		f.must(f.pinit)
+		e, err := NewError(f.checkPInitResBroken(), Challenge{5}, f.s, nil, f.p.Gateway.Sig)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		return f.checkError(e, CertMerchantSignature)
+	}},
+}
+
+func TestErrorChecks(t *testing.T) { runChecks(t, errorChecksCases) }

@@ -1,14 +1,21 @@
 package protocol_test
 
 import (
+	"crypto/x509"
 	"io"
+	"math/big"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/setpay/setpay/internal/testpki"
 	. "github.com/setpay/setpay/protocol"
+	"github.com/setpay/setpay/vectors"
 )
+
+// pkiSeed seeds the test hierarchies; the vector generator uses its own.
+var pkiSeed = "protocol tests"
 
 // pkis caches one test hierarchy per suite: building one costs several
 // signatures and an X-Wing key derivation.
@@ -18,7 +25,7 @@ func pkiFor(s Suite) *testpki.PKI {
 	if p, ok := pkis[s]; ok {
 		return p
 	}
-	p := testpki.New(s, "protocol tests")
+	p := testpki.New(s, pkiSeed)
 	pkis[s] = p
 	return p
 }
@@ -55,6 +62,13 @@ type flow struct {
 	reqCert    bool
 	held       [][]byte
 
+	// The receiving party's trust: anchors (nil: the PKI's root) and
+	// revoked serial numbers.
+	roots   [][]byte
+	revoked []*big.Int
+	// last is the most recent verification, as a test vector records it.
+	last *verification
+
 	pinitReq *PInitReq
 	pinitRes *PInitRes
 	terms    *PurchaseTerms
@@ -89,6 +103,60 @@ func newFlow(t testing.TB, s Suite) *flow {
 	return f
 }
 
+// verification is one party's check of one received message: what the
+// negative test vectors publish.
+type verification struct {
+	party, check string
+	input        []byte // the DER MessageWrapper received
+	ctx          vectors.Context
+	item         *int // CapReq: the failing item, when the batch passed
+}
+
+// trust is the receiving party's Trust: the flow's roots and revocations at
+// the fixed time.
+func (f *flow) trust() *Trust {
+	roots := f.roots
+	if roots == nil {
+		roots = [][]byte{f.p.Root.Cert}
+	}
+	t, err := NewTrust(roots...)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	t.Now = func() time.Time { return testpki.Epoch }
+	if len(f.revoked) > 0 {
+		t.Revoked = func(c *x509.Certificate) bool {
+			return slices.ContainsFunc(f.revoked, func(n *big.Int) bool { return n.Cmp(c.SerialNumber) == 0 })
+		}
+	}
+	return t
+}
+
+// receive delivers m to party over the wire and records the verification
+// the caller is about to make, with the receiving party's context.
+func receive[T Message](f *flow, party, check string, m T, ctx vectors.Context) T {
+	f.t.Helper()
+	for _, r := range f.roots {
+		ctx.Roots = append(ctx.Roots, r)
+	}
+	for _, n := range f.revoked {
+		ctx.Revoked = append(ctx.Revoked, n.String())
+	}
+	in := NewWrapper(m, testpki.Epoch, nil, nil).Marshal()
+	f.last = &verification{party: party, check: check, input: in, ctx: ctx}
+	return wire(f.t, m)
+}
+
+func wireBytes(m Message) []byte { return NewWrapper(m, testpki.Epoch, nil, nil).Marshal() }
+
+func hexes(bs [][]byte) []vectors.Hex {
+	var out []vectors.Hex
+	for _, b := range bs {
+		out = append(out, b)
+	}
+	return out
+}
+
 func (f *flow) random(b []byte) {
 	if _, err := io.ReadFull(f.rnd, b); err != nil {
 		f.t.Fatal(err)
@@ -118,9 +186,9 @@ func (f *flow) pinit() error {
 }
 
 func (f *flow) checkPInitRes() error {
-	f.pinitRes = wire(f.t, f.pinitRes)
+	f.pinitRes = receive(f, "cardholder", "PInitRes", f.pinitRes, vectors.Context{PInitReq: wireBytes(f.pinitReq), Held: hexes(f.held)})
 	var err error
-	f.terms, err = VerifyPInitRes(f.p.Trust, f.pinitReq, f.pinitRes, f.held)
+	f.terms, err = VerifyPInitRes(f.trust(), f.pinitReq, f.pinitRes, f.held)
 	return err
 }
 
@@ -145,9 +213,10 @@ func (f *flow) purchase() error {
 }
 
 func (f *flow) checkPReq() error {
-	f.preq = wire(f.t, f.preq)
+	f.preq = receive(f, "merchant", "PReq", f.preq, vectors.Context{PInitRes: wireBytes(f.pinitRes),
+		Order: &vectors.Order{OD: f.order.OD, Currency: int(f.order.PurchAmt.Currency), Amount: f.order.PurchAmt.Value}, RequireCert: f.reqCert})
 	var err error
-	f.verified, err = VerifyPReq(f.p.Trust, &f.pinitRes.Data, &f.order, f.preq, f.reqCert)
+	f.verified, err = VerifyPReq(f.trust(), &f.pinitRes.Data, &f.order, f.preq, f.reqCert)
 	return err
 }
 
@@ -167,9 +236,9 @@ func (f *flow) authorize() error {
 }
 
 func (f *flow) checkAuthReq() error {
-	f.authReq = wire(f.t, f.authReq)
+	f.authReq = receive(f, "gateway", "AuthReq", f.authReq, vectors.Context{MaxOverPercent: f.policy.MaxOverPercent})
 	var err error
-	f.auth, err = VerifyAuthReq(f.p.Trust, f.p.Gateway, f.policy, f.authReq)
+	f.auth, err = VerifyAuthReq(f.trust(), f.p.Gateway, f.policy, f.authReq)
 	return err
 }
 
@@ -186,10 +255,10 @@ func (f *flow) respond() error {
 }
 
 func (f *flow) checkAuthRes() error {
-	f.authRes = wire(f.t, f.authRes)
 	sent := f.authReqData()
+	f.authRes = receive(f, "merchant", "AuthRes", f.authRes, vectors.Context{Sent: Encode(sent), GatewayKE: f.terms.Gateway.X509.Raw})
 	var err error
-	f.authData, err = VerifyAuthRes(f.p.Trust, f.p.Merchant, f.terms.Gateway, sent, f.authRes)
+	f.authData, err = VerifyAuthRes(f.trust(), f.p.Merchant, f.terms.Gateway, sent, f.authRes)
 	return err
 }
 
@@ -207,9 +276,10 @@ func (f *flow) answer() error {
 }
 
 func (f *flow) checkPRes() error {
-	f.pres = wire(f.t, f.pres)
+	f.pres = receive(f, "cardholder", "PRes", f.pres, vectors.Context{PInitReq: wireBytes(f.pinitReq), PInitRes: wireBytes(f.pinitRes),
+		OIData: Encode(&f.preqRes.PReq.OIData), Held: hexes(f.held)})
 	var err error
-	f.presData, err = VerifyPRes(f.p.Trust, f.terms, &f.preqRes.PReq.OIData, f.pres, f.held)
+	f.presData, err = VerifyPRes(f.trust(), f.terms, &f.preqRes.PReq.OIData, f.pres, f.held)
 	return err
 }
 
@@ -229,16 +299,17 @@ func (f *flow) capture() error {
 }
 
 func (f *flow) checkCapReq() error {
-	f.capReq = wire(f.t, f.capReq)
+	f.capReq = receive(f, "gateway", "CapReq", f.capReq, vectors.Context{})
 	var err error
-	f.batch, err = VerifyCapReq(f.p.Trust, f.p.Gateway, f.capReq)
+	f.batch, err = VerifyCapReq(f.trust(), f.p.Gateway, f.capReq)
 	return err
 }
 
 // itemErr returns the first item error of the verified batch.
 func (f *flow) itemErr() error {
-	for _, it := range f.batch.Items {
+	for i, it := range f.batch.Items {
 		if it.Err != nil {
+			f.last.item = &i
 			return it.Err
 		}
 	}
@@ -263,8 +334,13 @@ func (f *flow) settle() error {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	f.capRes = wire(f.t, f.capRes)
-	f.capData, err = VerifyCapRes(f.p.Trust, f.p.Merchant, f.terms.Gateway, f.capSent, f.capRes)
+	return f.checkCapRes()
+}
+
+func (f *flow) checkCapRes() error {
+	f.capRes = receive(f, "merchant", "CapRes", f.capRes, vectors.Context{Sent: Encode(f.capSent), GatewayKE: f.terms.Gateway.X509.Raw})
+	var err error
+	f.capData, err = VerifyCapRes(f.trust(), f.p.Merchant, f.terms.Gateway, f.capSent, f.capRes)
 	return err
 }
 
@@ -313,8 +389,6 @@ func TestPurchase(t *testing.T) {
 		})
 	}
 }
-
-var _ = time.Second
 
 func TestThumbsLetTheMerchantOmitCertificates(t *testing.T) {
 	for _, s := range Suites {
