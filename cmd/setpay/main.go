@@ -3,8 +3,9 @@
 //
 // Usage:
 //
-//	setpay codes             list the protocol error codes
-//	setpay parse FILE        parse a DER message strictly and describe it
+//	setpay codes                  list the protocol error codes
+//	setpay parse FILE             parse a DER message strictly and describe it
+//	setpay vectors verify [DIR]   check test vectors (default: the committed ones)
 //
 // Exit codes: 0 success, 1 the input was rejected, 2 usage error.
 package main

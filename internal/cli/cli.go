@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 
 	ucli "github.com/urfave/cli/v3"
 
 	"github.com/setpay/setpay/protocol"
+	"github.com/setpay/setpay/vectors"
 )
 
 // errRejected marks an input the protocol rejected (exit code 1), as opposed
@@ -47,6 +49,43 @@ func Run(ctx context.Context, args []string, stdout io.Writer) error {
 					}
 					return nil
 				},
+			},
+			{
+				Name:  "vectors",
+				Usage: "work with test vectors",
+				Commands: []*ucli.Command{{
+					Name:      "verify",
+					Usage:     "check a directory of test vectors (default: the committed ones, built in)",
+					ArgsUsage: "[DIR]",
+					Description: "Every positive vector must verify and re-encode byte for byte; every negative vector\n" +
+						"must be rejected by the named party with exactly the named error code.\n" +
+						"Prints one line per failure and the summary \"N passed, M failed\"; exits 1 if any failed.\n\n" +
+						"Example:\n   setpay vectors verify ./other-implementation/vectors",
+					Flags: []ucli.Flag{&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the summary"}},
+					Action: func(_ context.Context, c *ucli.Command) error {
+						if c.Args().Len() > 1 {
+							return fmt.Errorf("vectors verify takes at most one DIR")
+						}
+						fsys := fs.FS(vectors.Committed)
+						if dir := c.Args().First(); dir != "" {
+							fsys = os.DirFS(dir)
+						}
+						r, err := vectors.Check(fsys)
+						if err != nil {
+							return errRejected{err}
+						}
+						if !c.Bool("quiet") {
+							for _, f := range r.Failures {
+								fmt.Fprintln(stdout, "FAIL", f)
+							}
+						}
+						fmt.Fprintln(stdout, r)
+						if r.Failed > 0 {
+							return errRejected{fmt.Errorf("%d vectors failed", r.Failed)}
+						}
+						return nil
+					},
+				}},
 			},
 			{
 				Name:      "parse",

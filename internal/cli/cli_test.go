@@ -65,3 +65,20 @@ func TestParse(t *testing.T) {
 		}
 	})
 }
+
+func TestVectorsVerify(t *testing.T) {
+	out, err := run(t, "vectors", "verify")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(out, " passed, 0 failed\n") {
+		t.Errorf("output %q", out)
+	}
+	out, err = run(t, "vectors", "verify", "../../vectors")
+	if err != nil || !strings.Contains(out, "0 failed") {
+		t.Errorf("directory: %q, %v", out, err)
+	}
+	if _, err := run(t, "vectors", "verify", t.TempDir()); err == nil || ExitCode(err) != 1 {
+		t.Errorf("an empty directory: %v", err)
+	}
+}
