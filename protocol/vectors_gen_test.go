@@ -368,6 +368,23 @@ func negativeVectors(t *testing.T, s Suite) []vectors.Negative {
 			})
 		}
 	}
+	// A valid message of the wrong type: the cardholder expects PInitRes
+	// and receives the PRes of another purchase.
+	f := newFlow(t, s)
+	f.run()
+	w, _ := Parse(wireBytes(f.pres))
+	if _, err := Expect[*PInitRes](w); CodeOf(err) != CodeUnexpectedMessage {
+		t.Fatalf("Expect: %v", err)
+	}
+	n++
+	out = append(out, vectors.Negative{
+		ID:          fmt.Sprintf("%s-%03d-pinitres-a-pres-where-pinitres-is-expected", s, n),
+		Description: "a PRes where PInitRes is expected",
+		Party:       "cardholder", Check: "PInitRes", BugClass: "malformed encoding",
+		Expect:  vectors.Expect{Code: uint16(CodeUnexpectedMessage), Name: CodeUnexpectedMessage.String()},
+		Context: vectors.Context{PInitReq: wireBytes(f.pinitReq)},
+		Input:   wireBytes(f.pres),
+	})
 	return out
 }
 
