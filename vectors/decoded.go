@@ -12,8 +12,12 @@ import (
 // message vector: structures become objects keyed by the Go field names of
 // package protocol (which follow the ASN.1 names of docs/PROTOCOL.md), byte
 // strings and fixed-size arrays lowercase hex, times RFC 3339 UTC, numbers
-// numbers, absent OPTIONAL fields null, and a message inside a wrapper an
-// object {"type": name, "fields": {...}}.
+// numbers, and a message inside a wrapper an object {"type": name, "fields":
+// {...}}. A field is rendered from the Go value, so an absent OPTIONAL field
+// appears as its Go zero value: null for an absent structure or byte string,
+// [] for an absent list, 0 or "" for an absent number or string; a CHOICE
+// shows as the fields of its Go type (for example PI.DualSignature null for
+// the unsigned alternative, whose PReq.PIMD is then all zeros).
 func Decoded(v any) any { return decoded(reflect.ValueOf(v)) }
 
 var (

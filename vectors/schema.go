@@ -23,7 +23,7 @@ const Schema = "setpay-vectors/1"
 type Header struct {
 	Schema string `json:"schema"`
 	Kind   string `json:"kind"`  // "pki", "construction", "message", "transcript", "negative"
-	Suite  string `json:"suite"` // "pq" or "nist"
+	Suite  string `json:"suite"` // "pq" or "nist"; "" for a suite-independent file
 	Notes  string `json:"notes,omitempty"`
 }
 
@@ -92,7 +92,7 @@ type ConstructionFile struct {
 type Construction struct {
 	Name   string         `json:"name"`
 	Inputs map[string]any `json:"inputs"`
-	// Intermediate values, in the order they are computed.
+	// Intermediate values by name (JSON objects are unordered).
 	Intermediate map[string]Hex `json:"intermediate,omitempty"`
 	Output       map[string]Hex `json:"output"`
 }
@@ -125,9 +125,10 @@ type Transcript struct {
 	Order Order  `json:"order"`
 	// Steps, in protocol order: each a message as sent on the wire.
 	Steps []Step `json:"steps"`
-	// Intermediate values by name (hod, oimd, pimd, oidata, pidata,
-	// picontent, authreq_signed, authres_signed, captoken_data,
-	// capreq_signed, capres_signed, dual_signature_input, ...).
+	// Intermediate values by name: hod, oidata, oimd, pimd, picontent,
+	// authreq_signed, authres_signed, captoken_data, capreq_signed,
+	// capres_signed; and for a dual-signed purchase dual_signature_input
+	// and account_hash.
 	Intermediate map[string]Hex `json:"intermediate"`
 }
 
@@ -152,11 +153,14 @@ type NegativeFile struct {
 	Vectors []Negative `json:"vectors"`
 }
 
-// Negative is an input one party must reject with exactly one code.
+// Negative is an input one party must reject with exactly one code. Its ID
+// is derived from the suite, the check and the description, so it stays the
+// same when other vectors are added or removed.
 type Negative struct {
 	ID          string `json:"id"`
 	Description string `json:"description"`
-	// Party that must reject it: cardholder, merchant or gateway.
+	// Party that must reject it: cardholder, merchant or gateway; "any"
+	// for a Parse vector.
 	Party string `json:"party"`
 	// Check is the verification procedure of docs/PROTOCOL.md section 9 that
 	// rejects it: PInitRes, PReq, AuthReq, AuthRes, PRes, CapReq, CapRes,
