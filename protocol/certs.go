@@ -3,6 +3,7 @@ package protocol
 import (
 	"bytes"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -12,6 +13,7 @@ import (
 	"slices"
 	"time"
 
+	"filippo.io/edwards25519"
 	"github.com/cloudflare/circl/kem"
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
@@ -173,6 +175,9 @@ func ParseCertificate(certDER []byte) (*Cert, error) {
 	if err != nil {
 		return nil, failWrap(CodeCertChain, err, "certificate does not parse")
 	}
+	if err := checkProfile(x); err != nil {
+		return nil, err
+	}
 	c := &Cert{X509: x, Thumb: ThumbprintOf(certDER)}
 	for _, ext := range x.Extensions {
 		if len(ext.Value) > maxExtensionValueLen {
@@ -244,6 +249,33 @@ func ParseCertificate(certDER []byte) (*Cert, error) {
 		c.Suite = s
 	}
 	return c, nil
+}
+
+// checkProfile enforces the setpay certificate profile beyond what
+// crypto/x509 parses (docs/PROTOCOL.md 7.4): X.509 version 3; a positive
+// serial number of at most 20 octets; a signature by Ed25519 or by ECDSA
+// with SHA-256, the two algorithms setpay's CAs use; and an Ed25519 key, if
+// any, that is canonically encoded and not of small order (such a key would
+// make one forged "signature" verify for every message).
+func checkProfile(x *x509.Certificate) error {
+	switch {
+	case x.Version != 3:
+		return fail(CodeCertChain, "certificate is X.509 version %d, not 3", x.Version)
+	case x.SerialNumber.Sign() <= 0 || len(x.SerialNumber.Bytes()) > 20:
+		return fail(CodeCertChain, "certificate serial number is not positive or longer than 20 octets")
+	case x.SignatureAlgorithm != x509.PureEd25519 && x.SignatureAlgorithm != x509.ECDSAWithSHA256:
+		return fail(CodeCertChain, "certificate signed with %v, not Ed25519 or ECDSA with SHA-256", x.SignatureAlgorithm)
+	}
+	if k, ok := x.PublicKey.(ed25519.PublicKey); ok {
+		p, err := new(edwards25519.Point).SetBytes(k)
+		if err != nil || !bytes.Equal(p.Bytes(), k) {
+			return fail(CodeCertKeyType, "Ed25519 key is not a canonical point encoding")
+		}
+		if new(edwards25519.Point).MultByCofactor(p).Equal(edwards25519.NewIdentityPoint()) == 1 {
+			return fail(CodeCertKeyType, "Ed25519 key is of small order")
+		}
+	}
+	return nil
 }
 
 // parseKEMKey reads the HPKE public key of a key-exchange certificate:

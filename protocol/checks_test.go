@@ -2,9 +2,11 @@ package protocol_test
 
 import (
 	"crypto"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"math/big"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -813,7 +815,10 @@ var certificateChecksCases = func() []checkCase {
 	// Trust.Verify and runs the merchant's check of a PReq signed with it.
 	withCardholder := func(f *flow, ca *testpki.CA, o testpki.Options) error {
 		key := testpki.SigningKey(f.s, o.Name, "cardholder")
-		o.Name, o.Public = "test cardholder", key
+		o.Name = "test cardholder"
+		if o.Public == nil {
+			o.Public = key
+		}
 		if o.Type == 0 {
 			o.Type = CertCardholderSignature
 		}
@@ -864,6 +869,11 @@ var certificateChecksCases = func() []checkCase {
 		}},
 		{"a cardholder certificate allowing key encipherment", CodeCertRole, func(f *flow) error {
 			return withCardholder(f, f.p.CCA, testpki.Options{KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment})
+		}},
+		{"a cardholder certificate with a small-order Ed25519 key", CodeCertKeyType, func(f *flow) error {
+			identity := make(ed25519.PublicKey, 32)
+			identity[0] = 1 // the neutral element: any "signature" R = [r]B, S = r would verify
+			return withCardholder(f, f.p.CCA, testpki.Options{Public: identity})
 		}},
 		{"a merchant certificate without merchant data", CodeCertRole, func(f *flow) error {
 			return withCardholder(f, f.p.MCA, testpki.Options{Type: CertMerchantSignature})
@@ -997,3 +1007,38 @@ var errorChecksCases = []checkCase{
 }
 
 func TestErrorChecks(t *testing.T) { runChecks(t, errorChecksCases) }
+
+func TestCertificateProfile(t *testing.T) {
+	p := pkiFor(SuiteNIST)
+	key := testpki.SigningKey(SuiteNIST, "profile", "cardholder")
+	issue := func(edit func(*x509.Certificate)) []byte {
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(77), Subject: pkix.Name{CommonName: "profile"},
+			NotBefore: testpki.Epoch.Add(-time.Hour), NotAfter: testpki.Epoch.Add(time.Hour),
+			KeyUsage:        x509.KeyUsageDigitalSignature,
+			ExtraExtensions: []pkix.Extension{CertTypeExtension(CertCardholderSignature)},
+		}
+		edit(tmpl)
+		der, err := x509.CreateCertificate(nil, tmpl, p.CCA.X509, key.Public(), p.CCA.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return der
+	}
+	if _, err := ParseCertificate(issue(func(*x509.Certificate) {})); err != nil {
+		t.Fatalf("the baseline certificate: %v", err)
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(*x509.Certificate)
+	}{
+		{"signed with ECDSA and SHA-384", func(c *x509.Certificate) { c.SignatureAlgorithm = x509.ECDSAWithSHA384 }},
+		{"a 21-octet serial number", func(c *x509.Certificate) { c.SerialNumber = new(big.Int).Lsh(big.NewInt(1), 165) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := ParseCertificate(issue(tc.edit)); CodeOf(err) != CodeCertChain {
+				t.Fatalf("got %v, want CodeCertChain", err)
+			}
+		})
+	}
+}
