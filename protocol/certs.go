@@ -254,7 +254,8 @@ func ParseCertificate(certDER []byte) (*Cert, error) {
 // checkProfile enforces the setpay certificate profile beyond what
 // crypto/x509 parses (docs/PROTOCOL.md 7.4): X.509 version 3; a positive
 // serial number of at most 20 octets; a signature by Ed25519 or by ECDSA
-// with SHA-256, the two algorithms setpay's CAs use; and an Ed25519 key, if
+// with SHA-256, the two algorithms setpay's CAs use; an ECDSA key, if any, on
+// P-256 (so that a CA's signatures are P-256 ones); and an Ed25519 key, if
 // any, that is canonically encoded and not of small order (such a key would
 // make one forged "signature" verify for every message).
 func checkProfile(x *x509.Certificate) error {
@@ -265,6 +266,9 @@ func checkProfile(x *x509.Certificate) error {
 		return fail(CodeCertChain, "certificate serial number is not positive or longer than 20 octets")
 	case x.SignatureAlgorithm != x509.PureEd25519 && x.SignatureAlgorithm != x509.ECDSAWithSHA256:
 		return fail(CodeCertChain, "certificate signed with %v, not Ed25519 or ECDSA with SHA-256", x.SignatureAlgorithm)
+	}
+	if k, ok := x.PublicKey.(*ecdsa.PublicKey); ok && k.Curve != elliptic.P256() {
+		return fail(CodeCertKeyType, "ECDSA key on %s, not P-256", k.Curve.Params().Name)
 	}
 	if k, ok := x.PublicKey.(ed25519.PublicKey); ok {
 		p, err := new(edwards25519.Point).SetBytes(k)
@@ -404,7 +408,9 @@ func (t *Trust) Verify(certs [][]byte, leaf Thumbprint, want CertType, suite Sui
 	// so that an expired certificate on the path gets its own code (x509
 	// reports an expired intermediate as an unknown authority) while an
 	// unrelated certificate carried in the same message is not judged here.
-	for c := lc; c != nil; c = issuerAmong(c, others) {
+	visited := map[*Cert]bool{}
+	for c := lc; c != nil && !visited[c]; c = issuerAmong(c, others) {
+		visited[c] = true // certificates may name each other as issuers
 		if now.Before(c.X509.NotBefore) || now.After(c.X509.NotAfter) {
 			return nil, fail(CodeCertExpired, "%s certificate valid %s to %s, now %s", c.Type,
 				c.X509.NotBefore.UTC().Format(time.RFC3339), c.X509.NotAfter.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))

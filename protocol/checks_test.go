@@ -2,7 +2,10 @@ package protocol_test
 
 import (
 	"crypto"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
+	crand "crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -1040,5 +1043,69 @@ func TestCertificateProfile(t *testing.T) {
 				t.Fatalf("got %v, want CodeCertChain", err)
 			}
 		})
+	}
+}
+
+// TestVerifyTerminatesOnIssuerLoops: two certificates that name each other
+// as issuer must not send the walk up the chain round in circles (an
+// attacker controls the certificates of a PReq).
+func TestVerifyTerminatesOnIssuerLoops(t *testing.T) {
+	p := pkiFor(SuitePQ)
+	keyA, keyB := testpki.SigningKey(SuitePQ, "loop", "A"), testpki.SigningKey(SuitePQ, "loop", "B")
+	tmpl := func(cn string, typ CertType) *x509.Certificate {
+		return &x509.Certificate{SerialNumber: big.NewInt(5), Subject: pkix.Name{CommonName: cn},
+			NotBefore: testpki.Epoch.Add(-time.Hour), NotAfter: testpki.Epoch.Add(time.Hour),
+			KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: typ.IsCA(),
+			ExtraExtensions: []pkix.Extension{CertTypeExtension(typ)}}
+	}
+	create := func(c, parent *x509.Certificate, pub any, key crypto.Signer) []byte {
+		der, err := x509.CreateCertificate(nil, c, parent, pub, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return der
+	}
+	a, b := tmpl("A", CertCardholderCA), tmpl("B", CertBrandCA)
+	certA := create(a, b, keyA.Public(), keyB) // A issued by B
+	certB := create(b, a, keyB.Public(), keyA) // B issued by A
+	leafT := tmpl("leaf", CertCardholderSignature)
+	leafT.KeyUsage = x509.KeyUsageDigitalSignature
+	leaf := create(leafT, a, p.Cardholder.Cert.X509.PublicKey, keyA)
+
+	done := make(chan error, 1)
+	go func() {
+		_, err := p.Trust.Verify([][]byte{leaf, certA, certB}, ThumbprintOf(leaf), CertCardholderSignature, SuitePQ)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if CodeOf(err) != CodeCertChain {
+			t.Fatalf("got %v, want CodeCertChain", err)
+		}
+	case <-time.After(30 * time.Second): // a liveness bound, not a speed target
+		t.Fatal("Trust.Verify does not terminate on an issuer loop")
+	}
+}
+
+func TestAmountPolicyIsExactForLargeAmounts(t *testing.T) {
+	big := Amount{Currency: 978, Value: 1 << 62}
+	f := newFlow(t, SuitePQ)
+	f.order.PurchAmt = big
+	f.policy = AmountPolicy{MaxOverPercent: 100}
+	f.authAmt = Amount{Currency: 978, Value: 1 << 62} // the bound is 2^63, past int64
+	f.must(f.pinit, f.purchase, f.authorize)
+}
+
+func TestECDSAKeysMustBeP256(t *testing.T) {
+	p := pkiFor(SuiteNIST)
+	k384, err := ecdsa.GenerateKey(elliptic.P384(), crand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A merchant CA on P-384: its ecdsa-with-SHA256 signatures would not be
+	// P-256 ones.
+	der := p.Brand.Issue(testpki.Options{Type: CertMerchantCA, Name: "p384 CA", Public: k384})
+	if _, err := ParseCertificate(der); CodeOf(err) != CodeCertKeyType {
+		t.Fatalf("got %v, want CodeCertKeyType", err)
 	}
 }

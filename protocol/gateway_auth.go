@@ -3,6 +3,7 @@ package protocol
 import (
 	"crypto/subtle"
 	"io"
+	"math/big"
 	"time"
 )
 
@@ -31,11 +32,12 @@ func (p AmountPolicy) allows(auth, purch Amount) bool {
 	if auth.Currency != purch.Currency {
 		return false
 	}
-	// auth*100 <= purch*(100+over), in big enough integers: amounts are
-	// below 2^62 and the factors below 2^7, so compare by division to avoid
-	// overflow.
-	limit := purch.Value + purch.Value/100*p.MaxOverPercent + (purch.Value%100)*p.MaxOverPercent/100
-	return auth.Value <= limit
+	// auth <= floor(purch * (100 + over) / 100), exactly: amounts reach 2^62
+	// and the product would overflow 64 bits.
+	over := max(p.MaxOverPercent, 0)
+	limit := new(big.Int).Mul(big.NewInt(purch.Value), big.NewInt(100+over))
+	limit.Quo(limit, big.NewInt(100))
+	return big.NewInt(auth.Value).Cmp(limit) <= 0
 }
 
 // Authorization is what the gateway learned from a verified AuthReq: enough
