@@ -6,7 +6,6 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	crand "crypto/rand"
-	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"math/big"
@@ -956,21 +955,9 @@ func TestDeclinedAuthResHasNoAmount(t *testing.T) {
 }
 
 // rawSign signs Labelled(label, s, tbs) with key, as docs/PROTOCOL.md
-// section 4 says, without package protocol.
+// section 4 says, without package protocol's keys.
 func rawSign(s Suite, key crypto.Signer, label string, tbs []byte) []byte {
-	in := Labelled(label, s, tbs)
-	var sig []byte
-	var err error
-	if s == SuitePQ {
-		sig, err = key.Sign(nil, in, crypto.Hash(0))
-	} else {
-		d := sha256.Sum256(in)
-		sig, err = key.Sign(nil, d[:], crypto.SHA256)
-	}
-	if err != nil {
-		panic(err)
-	}
-	return sig
+	return testpki.Sign(key, Labelled(label, s, tbs))
 }
 
 // checkError delivers an Error to the cardholder, which expects it from a

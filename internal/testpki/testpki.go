@@ -229,17 +229,7 @@ func replaceSPKI(certDER, spki []byte, signer crypto.Signer) []byte {
 		b.AddBytes(tbs) // extensions
 	})
 	newTBS := b.BytesOrPanic()
-	var sig []byte
-	var err error
-	if _, ok := signer.(ed25519.PrivateKey); ok {
-		sig, err = signer.Sign(nil, newTBS, crypto.Hash(0))
-	} else {
-		d := sha256.Sum256(newTBS)
-		sig, err = signer.Sign(nil, d[:], crypto.SHA256)
-	}
-	if err != nil {
-		panic(err)
-	}
+	sig := Sign(signer, newTBS)
 	var out cryptobyte.Builder
 	out.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 		b.AddBytes(newTBS)
@@ -247,6 +237,23 @@ func replaceSPKI(certDER, spki []byte, signer crypto.Signer) []byte {
 		b.AddASN1BitString(sig)
 	})
 	return out.BytesOrPanic()
+}
+
+// Sign signs msg as setpay's algorithms do: Ed25519 over msg itself, ECDSA
+// (P-256) over SHA-256(msg), deterministically. It panics on failure.
+func Sign(signer crypto.Signer, msg []byte) []byte {
+	var sig []byte
+	var err error
+	if _, ok := signer.(ed25519.PrivateKey); ok {
+		sig, err = signer.Sign(nil, msg, crypto.Hash(0))
+	} else {
+		d := sha256.Sum256(msg)
+		sig, err = signer.Sign(nil, d[:], crypto.SHA256)
+	}
+	if err != nil {
+		panic(err)
+	}
+	return sig
 }
 
 // SubCA issues a subordinate CA of type t under ca.
