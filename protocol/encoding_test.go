@@ -360,6 +360,42 @@ func (c *wireCorpus) tree(t testing.TB, b []byte) []*derNode {
 }
 
 // wantCodeOf fails unless err carries code.
+// strictSample holds one decoder to strict DER on one accepted sample: every
+// strict prefix, each trailing octet string of extras, every length in
+// non-minimal form and a NULL appended inside every structure must fail with
+// CodeMalformed. Parse and the inner decoders share it.
+func strictSample(t *testing.T, c *wireCorpus, name string, der []byte, decode func([]byte) error, extras [][]byte) {
+	t.Run("no strict prefix of "+name+" is accepted", func(t *testing.T) {
+		for i := range len(der) {
+			wantCodeOf(t, decode(der[:i]), CodeMalformed, fmt.Sprintf("prefix of %d of %d bytes", i, len(der)))
+		}
+	})
+	t.Run(name+" with a trailing byte is rejected", func(t *testing.T) {
+		for _, extra := range extras {
+			wantCodeOf(t, decode(append(slices.Clip(der), extra...)), CodeMalformed, fmt.Sprintf("trailing %x", extra))
+		}
+	})
+	t.Run(name+" with any length in non-minimal form is rejected", func(t *testing.T) {
+		ns := c.tree(t, der)
+		for i, n := range derPreorder(ns) {
+			wantCodeOf(t, decode(encodeDER(ns, n)), CodeMalformed, fmt.Sprintf("element %d (tag 0x%02x) with a non-minimal length", i, uint8(n.tag)))
+		}
+	})
+	t.Run(name+" with an element added inside any structure is rejected", func(t *testing.T) {
+		ns := c.tree(t, der)
+		for i, n := range derPreorder(ns) {
+			if n.leaf {
+				continue
+			}
+			save := n.kids
+			n.kids = append(slices.Clip(save), &derNode{tag: cbasn1.NULL, leaf: true})
+			err := decode(encodeDER(ns, nil))
+			n.kids = save
+			wantCodeOf(t, err, CodeMalformed, fmt.Sprintf("NULL appended inside element %d (tag 0x%02x)", i, uint8(n.tag)))
+		}
+	})
+}
+
 func wantCodeOf(t testing.TB, err error, code Code, what string) {
 	t.Helper()
 	if err == nil {
@@ -393,54 +429,11 @@ func TestMessagesRoundTrip(t *testing.T) {
 	}
 }
 
-func TestTruncatedMessagesAreRejected(t *testing.T) {
+func TestMalformedMessagesAreRejected(t *testing.T) {
 	c := wireCorpusFor(t)
+	parse := func(b []byte) error { _, err := Parse(b); return err }
 	for _, s := range c.messages {
-		t.Run("no strict prefix of "+s.name+" parses", func(t *testing.T) {
-			for i := range len(s.der) {
-				_, err := Parse(s.der[:i])
-				wantCodeOf(t, err, CodeMalformed, fmt.Sprintf("prefix of %d of %d bytes", i, len(s.der)))
-			}
-		})
-	}
-}
-
-func TestExtendedMessagesAreRejected(t *testing.T) {
-	c := wireCorpusFor(t)
-	for _, s := range c.messages {
-		t.Run(s.name+" with a trailing byte is rejected", func(t *testing.T) {
-			for _, extra := range [][]byte{{0}, {0x30}, {0xff}, {0x05, 0x00}} {
-				_, err := Parse(append(slices.Clip(s.der), extra...))
-				wantCodeOf(t, err, CodeMalformed, fmt.Sprintf("trailing %x", extra))
-			}
-		})
-		t.Run(s.name+" with an element added inside any structure is rejected", func(t *testing.T) {
-			ns := c.tree(t, s.der)
-			for i, n := range derPreorder(ns) {
-				if n.leaf {
-					continue
-				}
-				save := n.kids
-				n.kids = append(slices.Clip(save), &derNode{tag: cbasn1.NULL, leaf: true})
-				_, err := Parse(encodeDER(ns, nil))
-				n.kids = save
-				wantCodeOf(t, err, CodeMalformed, fmt.Sprintf("NULL appended inside element %d (tag 0x%02x)", i, uint8(n.tag)))
-			}
-		})
-	}
-}
-
-func TestNonCanonicalMessagesAreRejected(t *testing.T) {
-	c := wireCorpusFor(t)
-	for _, s := range c.messages {
-		t.Run(s.name+" with any length in non-minimal form is rejected", func(t *testing.T) {
-			ns := c.tree(t, s.der)
-			for i, n := range derPreorder(ns) {
-				b := encodeDER(ns, n)
-				_, err := Parse(b)
-				wantCodeOf(t, err, CodeMalformed, fmt.Sprintf("element %d (tag 0x%02x) with a non-minimal length", i, uint8(n.tag)))
-			}
-		})
+		strictSample(t, c, s.name, s.der, parse, [][]byte{{0}, {0x30}, {0xff}, {0x05, 0x00}})
 	}
 	t.Run("a message with an indefinite length is rejected", func(t *testing.T) {
 		// The constructed wrapper SEQUENCE with the BER indefinite form.
@@ -714,38 +707,7 @@ func TestInnerStructures(t *testing.T) {
 					}
 				}
 			})
-			t.Run(s.name+" with a trailing byte is rejected", func(t *testing.T) {
-				for _, extra := range [][]byte{{0}, {0x05, 0x00}} {
-					_, err := k.decode(append(slices.Clip(s.der), extra...))
-					wantCodeOf(t, err, CodeMalformed, fmt.Sprintf("trailing %x", extra))
-				}
-			})
-			t.Run("no strict prefix of "+s.name+" decodes", func(t *testing.T) {
-				for i := range len(s.der) {
-					_, err := k.decode(s.der[:i])
-					wantCodeOf(t, err, CodeMalformed, fmt.Sprintf("prefix of %d of %d bytes", i, len(s.der)))
-				}
-			})
-			t.Run(s.name+" with any length in non-minimal form is rejected", func(t *testing.T) {
-				ns := c.tree(t, s.der)
-				for i, n := range derPreorder(ns) {
-					_, err := k.decode(encodeDER(ns, n))
-					wantCodeOf(t, err, CodeMalformed, fmt.Sprintf("element %d (tag 0x%02x) with a non-minimal length", i, uint8(n.tag)))
-				}
-			})
-			t.Run(s.name+" with an element added inside any structure is rejected", func(t *testing.T) {
-				ns := c.tree(t, s.der)
-				for i, n := range derPreorder(ns) {
-					if n.leaf {
-						continue
-					}
-					save := n.kids
-					n.kids = append(slices.Clip(save), &derNode{tag: cbasn1.NULL, leaf: true})
-					_, err := k.decode(encodeDER(ns, nil))
-					n.kids = save
-					wantCodeOf(t, err, CodeMalformed, fmt.Sprintf("NULL appended inside element %d (tag 0x%02x)", i, uint8(n.tag)))
-				}
-			})
+			strictSample(t, c, s.name, s.der, func(b []byte) error { _, err := k.decode(b); return err }, [][]byte{{0}, {0x05, 0x00}})
 		}
 		t.Run(k.name+" over MaxMessageSize is too large", func(t *testing.T) {
 			_, err := k.decode(make([]byte, MaxMessageSize+1))
