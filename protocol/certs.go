@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
@@ -44,24 +45,51 @@ const (
 	CertMerchantKeyExchange CertType = 3
 	CertGatewaySignature    CertType = 4
 	CertGatewayKeyExchange  CertType = 5
-	CertRootCA              CertType = 16
-	CertBrandCA             CertType = 17
-	CertCardholderCA        CertType = 18
-	CertMerchantCA          CertType = 19
-	CertGatewayCA           CertType = 20
+	// The CAs' own registration keys: each role CA signs its registration
+	// replies and receives sealed requests with end-entity certificates it
+	// issues to itself, so that its certificate-signing key signs only
+	// certificates, CRLs and (the brand's) BCIs.
+	CertCardholderCASignature   CertType = 6
+	CertCardholderCAKeyExchange CertType = 7
+	CertMerchantCASignature     CertType = 8
+	CertMerchantCAKeyExchange   CertType = 9
+	CertGatewayCASignature      CertType = 10
+	CertGatewayCAKeyExchange    CertType = 11
+	// TLS certificates for the mutual-TLS links, issued by the role CAs
+	// (and, for the CA's own server, by the brand CA). Their keys sign TLS
+	// handshakes only, never setpay messages.
+	CertCardholderTLS CertType = 12
+	CertMerchantTLS   CertType = 13
+	CertGatewayTLS    CertType = 14
+	CertCATLS         CertType = 15
+	CertRootCA        CertType = 16
+	CertBrandCA       CertType = 17
+	CertCardholderCA  CertType = 18
+	CertMerchantCA    CertType = 19
+	CertGatewayCA     CertType = 20
 )
 
 var certTypeNames = map[CertType]string{
-	CertCardholderSignature: "cardholder signature",
-	CertMerchantSignature:   "merchant signature",
-	CertMerchantKeyExchange: "merchant key-exchange",
-	CertGatewaySignature:    "gateway signature",
-	CertGatewayKeyExchange:  "gateway key-exchange",
-	CertRootCA:              "root CA",
-	CertBrandCA:             "brand CA",
-	CertCardholderCA:        "cardholder CA",
-	CertMerchantCA:          "merchant CA",
-	CertGatewayCA:           "payment-gateway CA",
+	CertCardholderSignature:     "cardholder signature",
+	CertMerchantSignature:       "merchant signature",
+	CertMerchantKeyExchange:     "merchant key-exchange",
+	CertGatewaySignature:        "gateway signature",
+	CertGatewayKeyExchange:      "gateway key-exchange",
+	CertCardholderCASignature:   "cardholder-CA signature",
+	CertCardholderCAKeyExchange: "cardholder-CA key-exchange",
+	CertMerchantCASignature:     "merchant-CA signature",
+	CertMerchantCAKeyExchange:   "merchant-CA key-exchange",
+	CertGatewayCASignature:      "gateway-CA signature",
+	CertGatewayCAKeyExchange:    "gateway-CA key-exchange",
+	CertCardholderTLS:           "cardholder TLS",
+	CertMerchantTLS:             "merchant TLS",
+	CertGatewayTLS:              "gateway TLS",
+	CertCATLS:                   "CA TLS",
+	CertRootCA:                  "root CA",
+	CertBrandCA:                 "brand CA",
+	CertCardholderCA:            "cardholder CA",
+	CertMerchantCA:              "merchant CA",
+	CertGatewayCA:               "payment-gateway CA",
 }
 
 func (t CertType) String() string {
@@ -76,13 +104,13 @@ func (t CertType) String() string {
 // CA -> end entities. The root has no issuer (0).
 func (t CertType) Issuer() CertType {
 	switch t {
-	case CertCardholderSignature:
+	case CertCardholderSignature, CertCardholderCASignature, CertCardholderCAKeyExchange, CertCardholderTLS:
 		return CertCardholderCA
-	case CertMerchantSignature, CertMerchantKeyExchange:
+	case CertMerchantSignature, CertMerchantKeyExchange, CertMerchantCASignature, CertMerchantCAKeyExchange, CertMerchantTLS:
 		return CertMerchantCA
-	case CertGatewaySignature, CertGatewayKeyExchange:
+	case CertGatewaySignature, CertGatewayKeyExchange, CertGatewayCASignature, CertGatewayCAKeyExchange, CertGatewayTLS:
 		return CertGatewayCA
-	case CertCardholderCA, CertMerchantCA, CertGatewayCA:
+	case CertCardholderCA, CertMerchantCA, CertGatewayCA, CertCATLS:
 		return CertBrandCA
 	case CertBrandCA:
 		return CertRootCA
@@ -95,7 +123,33 @@ func (t CertType) IsCA() bool { return t >= CertRootCA && t <= CertGatewayCA }
 
 // IsKeyExchange reports whether t is a key-exchange (encryption) type.
 func (t CertType) IsKeyExchange() bool {
-	return t == CertMerchantKeyExchange || t == CertGatewayKeyExchange
+	switch t {
+	case CertMerchantKeyExchange, CertGatewayKeyExchange,
+		CertCardholderCAKeyExchange, CertMerchantCAKeyExchange, CertGatewayCAKeyExchange:
+		return true
+	}
+	return false
+}
+
+// IsTLS reports whether t is a TLS certificate type. TLS certificates carry
+// the serverAuth and clientAuth extended key usages and no setpay message is
+// ever signed with their keys.
+func (t CertType) IsTLS() bool { return t >= CertCardholderTLS && t <= CertCATLS }
+
+// Role CA messaging certificate types, by the CA type that issues them.
+var caMessagingTypes = map[CertType][2]CertType{
+	CertCardholderCA: {CertCardholderCASignature, CertCardholderCAKeyExchange},
+	CertMerchantCA:   {CertMerchantCASignature, CertMerchantCAKeyExchange},
+	CertGatewayCA:    {CertGatewayCASignature, CertGatewayCAKeyExchange},
+}
+
+// RegistrationTypes returns the signature and key-exchange certificate types
+// with which the role CA of type t (cardholder, merchant or gateway CA)
+// signs its registration replies and receives sealed requests; ok is false
+// for any other type.
+func (t CertType) RegistrationTypes() (sig, ke CertType, ok bool) {
+	p, ok := caMessagingTypes[t]
+	return p[0], p[1], ok
 }
 
 // MerchantData is the merchant extension of merchant certificates.
@@ -282,35 +336,72 @@ func checkProfile(x *x509.Certificate) error {
 	return nil
 }
 
-// parseKEMKey reads the HPKE public key of a key-exchange certificate:
-// id-XWing (suite pq) or id-ecPublicKey on P-256 (suite nist).
+// parseKEMKey reads the HPKE public key of a key-exchange certificate.
 func parseKEMKey(x *x509.Certificate) (Suite, kem.PublicKey, error) {
-	if k, ok := x.PublicKey.(*ecdsa.PublicKey); ok && k.Curve == elliptic.P256() {
-		e, err := k.ECDH()
-		if err != nil {
-			return 0, nil, failWrap(CodeCertKeyType, err, "key-exchange key")
-		}
-		pk, err := SuiteNIST.KEM().UnmarshalBinaryPublicKey(e.Bytes())
-		if err != nil {
-			return 0, nil, failWrap(CodeCertKeyType, err, "key-exchange key")
-		}
-		return SuiteNIST, pk, nil
-	}
-	in := cryptobyte.String(x.RawSubjectPublicKeyInfo)
+	return ParseKEMPublicKey(x.RawSubjectPublicKeyInfo)
+}
+
+// ParseKEMPublicKey parses the SubjectPublicKeyInfo of a key-exchange key:
+// id-XWing with absent parameters (suite pq) or id-ecPublicKey on P-256
+// (suite nist). Anything else is CodeCertKeyType.
+func ParseKEMPublicKey(spkiDER []byte) (Suite, kem.PublicKey, error) {
+	in := cryptobyte.String(spkiDER)
 	var spki, alg cryptobyte.String
 	var oid asn1.ObjectIdentifier
 	var bits asn1.BitString
-	if in.ReadASN1(&spki, cbasn1.SEQUENCE) && spki.ReadASN1(&alg, cbasn1.SEQUENCE) &&
-		alg.ReadASN1ObjectIdentifier(&oid) && alg.Empty() && oid.Equal(OIDXWing) &&
-		spki.ReadASN1BitString(&bits) && spki.Empty() && bits.BitLength%8 == 0 {
+	if in.ReadASN1(&spki, cbasn1.SEQUENCE) && in.Empty() && spki.ReadASN1(&alg, cbasn1.SEQUENCE) &&
+		alg.ReadASN1ObjectIdentifier(&oid) && alg.Empty() && oid.Equal(OIDXWing) {
+		if !spki.ReadASN1BitString(&bits) || !spki.Empty() || bits.BitLength%8 != 0 {
+			return 0, nil, fail(CodeCertKeyType, "X-Wing key is not a whole BIT STRING")
+		}
 		pk, err := SuitePQ.KEM().UnmarshalBinaryPublicKey(bits.Bytes)
 		if err != nil {
 			return 0, nil, failWrap(CodeCertKeyType, err, "X-Wing key")
 		}
 		return SuitePQ, pk, nil
 	}
-	return 0, nil, fail(CodeCertKeyType, "key-exchange certificate key is neither X-Wing nor P-256")
+	if k, err := x509.ParsePKIXPublicKey(spkiDER); err == nil {
+		if k, ok := k.(*ecdsa.PublicKey); ok && k.Curve == elliptic.P256() {
+			e, err := k.ECDH()
+			if err != nil {
+				return 0, nil, failWrap(CodeCertKeyType, err, "key-exchange key")
+			}
+			pk, err := SuiteNIST.KEM().UnmarshalBinaryPublicKey(e.Bytes())
+			if err != nil {
+				return 0, nil, failWrap(CodeCertKeyType, err, "key-exchange key")
+			}
+			return SuiteNIST, pk, nil
+		}
+	}
+	return 0, nil, fail(CodeCertKeyType, "key-exchange key is neither X-Wing nor P-256")
 }
+
+// MarshalKEMPublicKey returns the SubjectPublicKeyInfo of a key-exchange
+// key of either suite (see [ParseKEMPublicKey]).
+func MarshalKEMPublicKey(pub kem.PublicKey) ([]byte, error) {
+	raw, err := pub.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case len(raw) == SuitePQ.KEM().PublicKeySize():
+		if _, err := SuitePQ.KEM().UnmarshalBinaryPublicKey(raw); err != nil {
+			return nil, failWrap(CodeCertKeyType, err, "X-Wing key")
+		}
+		return MarshalXWingSPKI(pub)
+	case len(raw) == SuiteNIST.KEM().PublicKeySize():
+		k, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), raw)
+		if err != nil {
+			return nil, failWrap(CodeCertKeyType, err, "P-256 key")
+		}
+		return x509.MarshalPKIXPublicKey(k)
+	}
+	return nil, fail(CodeCertKeyType, "KEM key of %d bytes belongs to no suite", len(raw))
+}
+
+// KeyThumbprint is the SHA-256 of a DER SubjectPublicKeyInfo. It names the
+// signer of a request signed by a key that has no certificate yet.
+func KeyThumbprint(spkiDER []byte) Thumbprint { return sha256.Sum256(spkiDER) }
 
 // MerchantID returns the merchant id of a merchant certificate, or "".
 func (c *Cert) MerchantID() string {
@@ -328,9 +419,11 @@ type Trust struct {
 	rootTypes map[*x509.Certificate]CertType
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
-	// Revoked reports whether a certificate of a chain is revoked; nil means
-	// no revocation information (nothing is revoked).
+	// Revoked, if set, reports further certificates as revoked, in addition
+	// to those of the CRLs installed by [Trust.UpdateRevocation] (tests use
+	// it to revoke without a CA).
 	Revoked func(*x509.Certificate) bool
+	rev     revocation
 }
 
 // NewTrust returns a Trust anchored at the given root certificates (DER).
@@ -439,11 +532,13 @@ func (t *Trust) Verify(certs [][]byte, leaf Thumbprint, want CertType, suite Sui
 	if chain == nil {
 		return nil, fail(CodeCertChain, "%s certificate not issued through the SET hierarchy (%s <- %s <- brand <- root)", want, want, want.Issuer())
 	}
-	if t.Revoked != nil {
-		for _, c := range chain {
-			if t.Revoked(c) {
-				return nil, fail(CodeCertRevoked, "certificate serial %s (%q) is revoked", c.SerialNumber, c.Subject.CommonName)
-			}
+	for i, c := range chain {
+		issuer := c // the root is its own issuer
+		if i+1 < len(chain) {
+			issuer = chain[i+1]
+		}
+		if t.rev.isRevoked(c, issuer) || (t.Revoked != nil && t.Revoked(c)) {
+			return nil, fail(CodeCertRevoked, "certificate serial %s (%q) is revoked", c.SerialNumber, c.Subject.CommonName)
 		}
 	}
 	return lc, nil

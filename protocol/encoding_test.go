@@ -778,3 +778,470 @@ func TestNonCanonicalCertificatesAreRejected(t *testing.T) {
 		})
 	}
 }
+
+// --- registration ---
+
+var cachedRegCorpus *wireCorpus
+
+// regCorpusFor builds, once per process, a corpus of real registrations in
+// both suites (see addRegistrations): every registration message, wrapped,
+// and every structure sealed, encrypted or signed inside one. Certificates
+// and the SubjectPublicKeyInfos of CertReqData are opaque to the DER editor,
+// as they are to the parsers (ParseCertificate and OpenCertReq check them).
+func regCorpusFor(t testing.TB) *wireCorpus {
+	t.Helper()
+	if cachedRegCorpus != nil {
+		return cachedRegCorpus
+	}
+	c := &wireCorpus{inner: map[string][]sealedSample{}, isCert: map[string]bool{}}
+	for _, s := range Suites {
+		c.addPKI(pkiFor(s))
+		c.addRegistrations(t, s)
+	}
+	cachedRegCorpus = c
+	return c
+}
+
+// opaque marks elements the DER editor must not descend into.
+func (c *wireCorpus) opaque(ders ...[]byte) {
+	for _, d := range ders {
+		if len(d) > 0 {
+			c.isCert[string(d)] = true
+		}
+	}
+}
+
+func (c *wireCorpus) addMessage(name string, m Message) {
+	rrpid := RRPID{7}
+	for _, w := range []struct {
+		suffix string
+		w      *Wrapper
+	}{
+		{"", NewWrapper(m, testpki.Epoch, nil, nil)},
+		{" with an RRPID in the header", NewWrapper(m, testpki.Epoch, nil, &rrpid)},
+	} {
+		c.messages = append(c.messages, wireSample{name: name + w.suffix, w: w.w, der: w.w.Marshal()})
+	}
+}
+
+// addCertReq adds the plaintext of a CertReq and what it holds.
+func (c *wireCorpus) addCertReq(t testing.TB, f *regFlow, name string) {
+	pt := openSealed(t, f.ca.keys.KE, &f.certReq.Envelope, LabelSealCertReq, nil)
+	s, err := Decode[CertReqSigned](pt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &s.Data
+	c.opaque(d.SignatureKey, d.KeyExchangeKey, d.TLSKey)
+	c.opaque(s.Certificates...)
+	c.addInner("CertReqSigned", name+" CertReqSigned", pt, nil)
+	c.addInner("CertReqData", name+" CertReqData", Encode(d), &f.request.Data)
+	if d.Identity != nil {
+		c.addInner("Identity", name+" Identity", Encode(d.Identity), &f.identity)
+	}
+	if d.Account != nil {
+		c.addInner("AccountData", name+" AccountData", Encode(d.Account), &f.account)
+	}
+}
+
+// addCertRes adds the plaintext of a CertRes or CertInqRes.
+func (c *wireCorpus) addCertRes(t testing.TB, name string, pt []byte, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Decode[CertResSigned](pt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.opaque(s.Certificates...)
+	c.opaque(s.Data.Issued...)
+	if s.Data.BCI != nil {
+		c.opaque(s.Data.BCI.Certificates...)
+	}
+	c.addInner("CertResSigned", name+" CertResSigned", pt, nil)
+	c.addInner("CertResData", name+" CertResData", Encode(&s.Data), &s.Data)
+}
+
+// addRegistrations runs, in suite s: a cardholder registration with
+// thumbprints, a BCI in every CA reply, a TLS key and a pending answer
+// followed by CertInqReq; a plain cardholder registration; a merchant
+// registration; a merchant renewal signed by its current certificate; and a
+// gateway registration.
+func (c *wireCorpus) addRegistrations(t testing.TB, s Suite) {
+	t.Helper()
+	p := pkiFor(s)
+	prefix := s.String() + " "
+	crl := p.CRL(p.CCA, 1, p.Cardholder.Cert.X509.SerialNumber)
+	bci := p.BCI(1, crl, p.CRL(p.Brand, 1))
+	c.opaque(bci.Certificates...)
+	c.addInner("BCI", prefix+"BCI", Encode(bci), bci)
+	c.addInner("BCIData", prefix+"BCIData", Encode(&bci.Data), &bci.Data)
+
+	// The cardholder with every optional field.
+	f := newRegFlow(t, s, RoleCardholder)
+	f.ca.bci = bci
+	f.thumbs, f.held = []Thumbprint{ThumbprintOf(p.Brand.Cert)}, [][]byte{p.Brand.Cert}
+	f.params.TLSKey = testpki.SigningKey(SuiteNIST, regSeed, "cardholder TLS").Public()
+	f.ca.pend = true
+	f.ca.resEdit = func(d *CertResData) { d.BCI = bci }
+	f.do(f.open, f.certRequest, f.answer, f.inquire)
+	k := f.ca.keys
+	c.opaque(k.Sig.Chain...)
+	c.opaque(k.KE.Chain...)
+	c.opaque(f.issued.Signature...)
+	c.opaque(f.issued.TLS...)
+	name := prefix + "cardholder "
+	for _, m := range []struct {
+		name string
+		m    Message
+	}{
+		{"CardCInitReq with thumbprints", f.cardInitReq}, {"CardCInitRes with a BCI", f.cardInitRes},
+		{"RegFormReq", f.regFormReq}, {"RegFormRes with a BCI", f.regFormRes}, {"CertReq with a TLS key", f.certReq},
+		{"pending CertRes", f.certRes}, {"CertInqReq", f.inqReq}, {"issuing CertInqRes", f.inqRes},
+	} {
+		c.addMessage(name+m.name, m.m)
+	}
+	c.addInner("CAInitData", name+"CAInitData", Encode(&f.cardInitRes.Data), &f.cardInitRes.Data)
+	c.addInner("RegFormReqData", name+"RegFormReqData", openSealed(t, k.KE, &f.regFormReq.Envelope, LabelSealRegFormReq, nil), f.regFormData)
+	c.addInner("RegFormResData", name+"RegFormResData", Encode(&f.regFormRes.Data), &f.regFormRes.Data)
+	c.addInner("CASession", name+"CASession", Encode(&f.regFormRes.Data.Session), &f.regFormRes.Data.Session)
+	c.addInner("RegForm", name+"RegForm", Encode(&f.ca.form), &f.ca.form)
+	c.addCertReq(t, f, name)
+	pt, err := OpenCertResponse(s, f.request, &f.certRes.SealedResponse)
+	c.addCertRes(t, name+"pending", pt, err)
+	pt, err = OpenInquiryResponse(s, f.inquiry, &f.inqRes.SealedResponse)
+	c.addCertRes(t, name+"issuing", pt, err)
+	inq := openSealed(t, k.KE, &f.inqReq.Envelope, LabelSealCertInqReq, nil)
+	c.addInner("CertInqSigned", name+"CertInqSigned", inq, nil)
+	c.addInner("CertInqReqData", name+"CertInqReqData", Encode(&f.inquiry.Data), &f.inquiry.Data)
+	c.addInner("SealedResponse", name+"pending SealedResponse", Encode(&f.certRes.SealedResponse), &f.certRes.SealedResponse)
+	c.addInner("SealedResponse", name+"issuing SealedResponse", Encode(&f.inqRes.SealedResponse), &f.inqRes.SealedResponse)
+
+	// The cardholder without options.
+	g := newRegFlow(t, s, RoleCardholder)
+	g.do(g.register)
+	c.opaque(g.issued.Signature...)
+	name = prefix + "plain cardholder "
+	c.addMessage(name+"CardCInitReq", g.cardInitReq)
+	c.addMessage(name+"CardCInitRes", g.cardInitRes)
+	c.addMessage(name+"issuing CertRes", g.certRes)
+	pt, err = OpenCertResponse(s, g.request, &g.certRes.SealedResponse)
+	c.addCertRes(t, name+"issuing", pt, err)
+
+	// The merchant, then its renewal signed by the test PKI merchant's
+	// certificate; the gateway.
+	m := newRegFlow(t, s, RoleMerchant)
+	m.ca.bci = bci
+	m.thumbs, m.held = []Thumbprint{ThumbprintOf(p.Brand.Cert)}, [][]byte{p.Brand.Cert}
+	m.do(m.register)
+	c.opaque(m.ca.keys.Sig.Chain...)
+	c.opaque(m.ca.keys.KE.Chain...)
+	c.opaque(m.issued.Signature...)
+	c.opaque(m.issued.KeyExchange...)
+	name = prefix + "merchant "
+	c.addMessage(name+"Me-AqCInitReq with thumbprints", m.meInitReq)
+	c.addMessage(name+"Me-AqCInitRes with a BCI", m.meInitRes)
+	c.addMessage(name+"CertReq", m.certReq)
+	c.addMessage(name+"issuing CertRes", m.certRes)
+	c.addInner("CAInitData", name+"CAInitData", Encode(&m.meInitRes.Data), &m.meInitRes.Data)
+	c.addInner("CASession", name+"CASession", Encode(m.meInitRes.Data.Session), m.meInitRes.Data.Session)
+	c.addCertReq(t, m, name)
+	pt, err = OpenCertResponse(s, m.request, &m.certRes.SealedResponse)
+	c.addCertRes(t, name+"issuing", pt, err)
+
+	r := newRegFlow(t, s, RoleMerchant)
+	r.renewTestPKIMerchant()
+	r.do(r.register)
+	c.opaque(r.issued.KeyExchange...)
+	c.opaque(p.Merchant.Sig.Chain...)
+	name = prefix + "merchant renewal "
+	c.addMessage(name+"Me-AqCInitReq", r.meInitReq)
+	c.addMessage(name+"CertReq", r.certReq)
+	c.addCertReq(t, r, name)
+
+	gw := newRegFlow(t, s, RoleGateway)
+	gw.do(gw.register)
+	c.opaque(gw.ca.keys.Sig.Chain...)
+	c.opaque(gw.ca.keys.KE.Chain...)
+	c.opaque(gw.issued.Signature...)
+	c.opaque(gw.issued.KeyExchange...)
+	name = prefix + "gateway "
+	c.addMessage(name+"Me-AqCInitReq", gw.meInitReq)
+	c.addMessage(name+"Me-AqCInitRes", gw.meInitRes)
+	c.addCertReq(t, gw, name)
+}
+
+var regSealedKinds = []sealedKind{
+	sealedKindOf("CAInitData", Decode[CAInitData]),
+	sealedKindOf("CASession", Decode[CASession]),
+	sealedKindOf("RegForm", Decode[RegForm]),
+	sealedKindOf("Identity", Decode[Identity]),
+	sealedKindOf("AccountData", Decode[AccountData]),
+	sealedKindOf("RegFormReqData", Decode[RegFormReqData]),
+	sealedKindOf("RegFormResData", Decode[RegFormResData]),
+	sealedKindOf("CertReqSigned", Decode[CertReqSigned]),
+	sealedKindOf("CertReqData", Decode[CertReqData]),
+	sealedKindOf("CertResSigned", Decode[CertResSigned]),
+	sealedKindOf("CertResData", Decode[CertResData]),
+	sealedKindOf("CertInqSigned", Decode[CertInqSigned]),
+	sealedKindOf("CertInqReqData", Decode[CertInqReqData]),
+	sealedKindOf("SealedResponse", Decode[SealedResponse]),
+	sealedKindOf("BCI", Decode[BCI]),
+	sealedKindOf("BCIData", Decode[BCIData]),
+}
+
+func TestRegistrationCorpusIsComplete(t *testing.T) {
+	c := regCorpusFor(t)
+	seen := map[MessageType]bool{}
+	for _, s := range c.messages {
+		seen[s.w.Message.Type()] = true
+	}
+	for typ := TypeCardCInitReq; typ <= TypeMeAqCInitRes; typ++ {
+		if !seen[typ] {
+			t.Errorf("no %v in the registration corpus", typ)
+		}
+	}
+}
+
+func TestRegistrationMessagesRoundTrip(t *testing.T) {
+	c := regCorpusFor(t)
+	for _, s := range c.messages {
+		t.Run(s.name+" survives marshal, parse, marshal", func(t *testing.T) {
+			w, err := Parse(s.der)
+			if err != nil {
+				t.Fatalf("does not parse: %v", err)
+			}
+			if !bytes.Equal(w.Marshal(), s.der) {
+				t.Error("re-encoding differs from the input")
+			}
+			if d := diffStructs(w, s.w); d != "" {
+				t.Errorf("parse(marshal(x)) != x at %s", d)
+			}
+		})
+	}
+}
+
+func TestMalformedRegistrationMessagesAreRejected(t *testing.T) {
+	c := regCorpusFor(t)
+	parse := func(b []byte) error { _, err := Parse(b); return err }
+	for _, s := range c.messages {
+		strictSample(t, c, s.name, s.der, parse, [][]byte{{0}, {0x30}, {0xff}, {0x05, 0x00}})
+	}
+}
+
+func TestRegistrationInnerStructures(t *testing.T) {
+	c := regCorpusFor(t)
+	for _, k := range regSealedKinds {
+		samples := c.inner[k.name]
+		if len(samples) == 0 {
+			t.Fatalf("no %s in the registration corpus", k.name)
+		}
+		for _, s := range samples {
+			t.Run(s.name+" survives decode and encode", func(t *testing.T) {
+				v, err := k.decode(s.der)
+				if err != nil {
+					t.Fatalf("does not decode: %v", err)
+				}
+				if !bytes.Equal(Encode(v), s.der) {
+					t.Error("re-encoding differs from the input")
+				}
+				if s.want != nil {
+					if !bytes.Equal(Encode(s.want), s.der) {
+						t.Error("the structure the parties hold does not encode to the bytes they exchanged")
+					}
+					if d := diffStructs(v, s.want); d != "" {
+						t.Errorf("decode(encode(x)) != x at %s", d)
+					}
+				}
+			})
+			strictSample(t, c, s.name, s.der, func(b []byte) error { _, err := k.decode(b); return err }, [][]byte{{0}, {0x05, 0x00}})
+		}
+		t.Run(k.name+" over MaxMessageSize is too large", func(t *testing.T) {
+			_, err := k.decode(make([]byte, MaxMessageSize+1))
+			wantCodeOf(t, err, CodeTooLarge, "zeros")
+		})
+	}
+}
+
+// decodeEdited decodes a corpus sample, lets edit put a value out of the
+// range the ASN.1 allows (the encoders write whatever they are given) and
+// decodes the result again.
+func decodeEdited[T any, PT interface {
+	*T
+	Structure
+}](t *testing.T, der []byte, edit func(*T)) error {
+	t.Helper()
+	v, err := Decode[T, PT](der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit(v)
+	_, err = Decode[T, PT](Encode(PT(v)))
+	return err
+}
+
+// parseEdited is decodeEdited for a wrapped message, through Parse.
+func parseEdited[M Message](t *testing.T, c *wireCorpus, edit func(M)) error {
+	t.Helper()
+	for _, s := range c.messages {
+		w, err := Parse(s.der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m, ok := w.Message.(M); ok {
+			edit(m)
+			_, err := Parse(w.Marshal())
+			return err
+		}
+	}
+	t.Fatal("no such message in the corpus")
+	return nil
+}
+
+func TestRegistrationFieldLimits(t *testing.T) {
+	c := regCorpusFor(t)
+	one := func(kind string) []byte {
+		t.Helper()
+		if len(c.inner[kind]) == 0 {
+			t.Fatalf("no %s", kind)
+		}
+		return c.inner[kind][0].der
+	}
+	long := func(n int) string { return strings.Repeat("a", n) }
+	digits := func(n int) string { return strings.Repeat("4", n) }
+	thumbs := func(n int) []Thumbprint { return make([]Thumbprint, n) }
+	bigSPKI := append([]byte{0x30, 0x82, 0x08, 0x01}, make([]byte, 0x801)...) // a SEQUENCE of 2053 bytes
+	certResWithCert := func() []byte {
+		for _, s := range c.inner["CertResData"] {
+			if d, err := Decode[CertResData](s.der); err == nil && len(d.Issued) > 0 {
+				return s.der
+			}
+		}
+		t.Fatal("no issuing CertResData")
+		return nil
+	}
+	for _, tc := range []struct {
+		name string
+		run  func(t *testing.T) error
+	}{
+		{"CardCInitReq with a 21-byte LID-EE", func(t *testing.T) error {
+			return parseEdited(t, c, func(m *CardCInitReq) { m.LIDEE = make([]byte, 21) })
+		}},
+		{"CardCInitReq with an empty LID-EE", func(t *testing.T) error {
+			return parseEdited(t, c, func(m *CardCInitReq) { m.LIDEE = nil })
+		}},
+		{"CardCInitReq with a 41-character brand", func(t *testing.T) error {
+			return parseEdited(t, c, func(m *CardCInitReq) { m.BrandID = long(41) })
+		}},
+		{"CardCInitReq with 17 thumbprints", func(t *testing.T) error {
+			return parseEdited(t, c, func(m *CardCInitReq) { m.Thumbs = thumbs(17) })
+		}},
+		{"Me-AqCInitReq with a 31-character merchant id", func(t *testing.T) error {
+			return parseEdited(t, c, func(m *MeAqCInitReq) { m.Identity.ID = long(31) })
+		}},
+		{"Me-AqCInitReq with a 5-digit BIN", func(t *testing.T) error {
+			return parseEdited(t, c, func(m *MeAqCInitReq) { m.Identity.AcquirerBIN = digits(5) })
+		}},
+		{"Me-AqCInitReq with a 9-digit BIN", func(t *testing.T) error {
+			return parseEdited(t, c, func(m *MeAqCInitReq) { m.Identity.AcquirerBIN = digits(9) })
+		}},
+		{"Me-AqCInitReq with a BIN that is not digits", func(t *testing.T) error {
+			return parseEdited(t, c, func(m *MeAqCInitReq) { m.Identity.AcquirerBIN = "40000A" })
+		}},
+		{"Me-AqCInitReq with a 36-character language", func(t *testing.T) error {
+			return parseEdited(t, c, func(m *MeAqCInitReq) { m.Language = long(36) })
+		}},
+		{"Me-AqCInitReq from a cardholder", func(t *testing.T) error {
+			return parseEdited(t, c, func(m *MeAqCInitReq) { m.Role = RoleCardholder })
+		}},
+		{"Me-AqCInitReq of request type 3", func(t *testing.T) error {
+			return parseEdited(t, c, func(m *MeAqCInitReq) { m.RequestType = 3 })
+		}},
+		{"SealedResponse with a 15-byte ciphertext", func(t *testing.T) error {
+			return decodeEdited(t, one("SealedResponse"), func(m *SealedResponse) { m.Ciphertext = m.Ciphertext[:15] })
+		}},
+		{"RegForm with 17 fields", func(t *testing.T) error {
+			return decodeEdited(t, one("RegForm"), func(f *RegForm) { f.Fields = make([]RegField, 17) })
+		}},
+		{"RegForm with an empty policy", func(t *testing.T) error {
+			return decodeEdited(t, one("RegForm"), func(f *RegForm) { f.Policy = "" })
+		}},
+		{"RegForm with a 1025-character policy", func(t *testing.T) error {
+			return decodeEdited(t, one("RegForm"), func(f *RegForm) { f.Policy = long(1025) })
+		}},
+		{"RegForm with a 33-character field name", func(t *testing.T) error {
+			return decodeEdited(t, one("RegForm"), func(f *RegForm) { f.Fields[0].Name = long(33) })
+		}},
+		{"CASession of request type 0", func(t *testing.T) error {
+			return decodeEdited(t, one("CASession"), func(s *CASession) { s.RequestType = 0 })
+		}},
+		{"RegFormReqData with an 11-digit PAN", func(t *testing.T) error {
+			return decodeEdited(t, one("RegFormReqData"), func(d *RegFormReqData) { d.PAN = ForgePAN(digits(11)) })
+		}},
+		{"RegFormReqData with a 20-digit PAN", func(t *testing.T) error {
+			return decodeEdited(t, one("RegFormReqData"), func(d *RegFormReqData) { d.PAN = ForgePAN(digits(20)) })
+		}},
+		{"AccountData with a 5-digit expiry", func(t *testing.T) error {
+			return decodeEdited(t, one("AccountData"), func(d *AccountData) { d.CardExpiry = digits(5) })
+		}},
+		{"CertReqData with 17 form values", func(t *testing.T) error {
+			return decodeEdited(t, one("CertReqData"), func(d *CertReqData) {
+				d.FormValues = slices.Repeat([]FormValue{{Name: "n", Value: "v"}}, 17)
+			})
+		}},
+		{"CertReqData with a 129-character form value", func(t *testing.T) error {
+			return decodeEdited(t, one("CertReqData"), func(d *CertReqData) { d.FormValues[0].Value = long(129) })
+		}},
+		{"CertReqData with a signature key over 2048 bytes", func(t *testing.T) error {
+			return decodeEdited(t, one("CertReqData"), func(d *CertReqData) { d.SignatureKey = bigSPKI })
+		}},
+		{"CertReqData of role 4", func(t *testing.T) error {
+			return decodeEdited(t, one("CertReqData"), func(d *CertReqData) { d.Role = 4 })
+		}},
+		{"CertResData of status 3", func(t *testing.T) error {
+			return decodeEdited(t, one("CertResData"), func(d *CertResData) { d.Status = 3 })
+		}},
+		{"CertResData with 11 certificates", func(t *testing.T) error {
+			return decodeEdited(t, certResWithCert(), func(d *CertResData) { d.Issued = slices.Repeat(d.Issued[:1], 11) })
+		}},
+		{"CertInqReqData with a 21-byte LID-EE", func(t *testing.T) error {
+			return decodeEdited(t, one("CertInqReqData"), func(d *CertInqReqData) { d.LIDEE = make([]byte, 21) })
+		}},
+		{"BCIData numbered 0", func(t *testing.T) error {
+			return decodeEdited(t, one("BCIData"), func(d *BCIData) { d.Number = 0 })
+		}},
+		{"BCIData listing no CRL", func(t *testing.T) error {
+			return decodeEdited(t, one("BCIData"), func(d *BCIData) { d.CRLs = nil })
+		}},
+		{"BCIData listing 65 CRLs", func(t *testing.T) error {
+			return decodeEdited(t, one("BCIData"), func(d *BCIData) { d.CRLs = make([]CRLRef, 65) })
+		}},
+		{"BCIData with a negative CRL number", func(t *testing.T) error {
+			return decodeEdited(t, one("BCIData"), func(d *BCIData) { d.CRLs[0].Number = -1 })
+		}},
+		{"BCIData of a 41-character brand", func(t *testing.T) error {
+			return decodeEdited(t, one("BCIData"), func(d *BCIData) { d.Brand = long(41) })
+		}},
+		{"BCIData with a time in fractional seconds", func(t *testing.T) error {
+			// The encoder truncates: only a hand-made encoding has one.
+			der := one("BCIData")
+			ns := c.tree(t, der)
+			for _, n := range derPreorder(ns) {
+				if n.tag == cbasn1.GeneralizedTime {
+					n.content = append(slices.Clip(n.content[:14]), []byte(".5Z")...)
+					break
+				}
+			}
+			_, err := Decode[BCIData](encodeDER(ns, nil))
+			return err
+		}},
+		{"BCI with 11 certificates", func(t *testing.T) error {
+			return decodeEdited(t, one("BCI"), func(b *BCI) { b.Certificates = slices.Repeat(b.Certificates[:1], 11) })
+		}},
+	} {
+		t.Run(tc.name+" is malformed", func(t *testing.T) {
+			wantCodeOf(t, tc.run(t), CodeMalformed, tc.name)
+		})
+	}
+}

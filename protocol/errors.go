@@ -58,6 +58,22 @@ const (
 	CodeCapTokenInvalid Code = 54 // CapToken does not open or does not match the capture item
 	CodeCaptureExceeds  Code = 55 // capture amount above the authorized amount
 	CodeCardData        Code = 56 // PANData malformed (Luhn, expiry format)
+
+	// Registration and revocation.
+	CodeChallEEMismatch  Code = 60 // a CA reply does not echo the applicant's Chall-EE or LID-EE
+	CodeChallCAMismatch  Code = 61 // LID-CA / Chall-CA were never issued by this CA
+	CodeReplay           Code = 62 // a registration request (its RRPID or Chall-CA) was already used
+	CodeUnknownAccount   Code = 63 // the issuer knows no such account (PAN) or BIN
+	CodeAccountExpiry    Code = 64 // the card expiry differs from the issuer's, or the card expired
+	CodeRegSecret        Code = 65 // the registration secret (activation code) is wrong
+	CodeAccountRefused   Code = 66 // the issuer refuses certification (blocked account)
+	CodeIdentityMismatch Code = 67 // the identity inside the signed request is not the applicant's
+	CodeNotEnrolled      Code = 68 // the merchant or gateway is not on the enrollment list
+	CodeKeyReused        Code = 69 // the public key is already certified (not fresh)
+	CodeUnknownRequest   Code = 70 // no pending registration request with this id
+	CodeRegForm          Code = 71 // registration form values missing, unknown or too long
+	CodeRequestType      Code = 72 // request type not allowed here (what is asked for, renewal target)
+	CodeRevocationInfo   Code = 73 // a BCI or CRL does not verify, is stale, or rolls back
 )
 
 var codeNames = map[Code]string{
@@ -92,6 +108,20 @@ var codeNames = map[Code]string{
 	CodeCapTokenInvalid:    "CapToken invalid",
 	CodeCaptureExceeds:     "capture exceeds authorization",
 	CodeCardData:           "card data invalid",
+	CodeChallEEMismatch:    "Chall-EE mismatch",
+	CodeChallCAMismatch:    "Chall-CA mismatch",
+	CodeReplay:             "replayed request",
+	CodeUnknownAccount:     "unknown account",
+	CodeAccountExpiry:      "card expiry wrong",
+	CodeRegSecret:          "registration secret wrong",
+	CodeAccountRefused:     "account refused",
+	CodeIdentityMismatch:   "identity mismatch",
+	CodeNotEnrolled:        "not enrolled",
+	CodeKeyReused:          "key already certified",
+	CodeUnknownRequest:     "unknown request",
+	CodeRegForm:            "registration form invalid",
+	CodeRequestType:        "request type not allowed",
+	CodeRevocationInfo:     "revocation information invalid",
 }
 
 // Codes returns every defined Code in increasing order.

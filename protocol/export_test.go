@@ -84,3 +84,49 @@ func ForgeSealCapTokenFor(rnd io.Reader, k *GatewayKeys, tok *CapTokenData, xid 
 	}
 	return Envelope{Suite: s, Recipient: TokenKeyID(s, k.TokenKey), Enc: salt, Ciphertext: aead.Seal(nil, nonce, encode(tok), capTokenAAD(xid))}
 }
+
+// Registration and revocation labels.
+const (
+	LabelSigBCI          = labelSigBCI
+	LabelSigCardCInitRes = labelSigCardCInitRes
+	LabelSigMeAqCInitRes = labelSigMeAqCInitRes
+	LabelSigRegFormRes   = labelSigRegFormRes
+	LabelSigCertReq      = labelSigCertReq
+	LabelSigCertInqReq   = labelSigCertInqReq
+	LabelSigCertRes      = labelSigCertRes
+	LabelSealRegFormReq  = labelSealRegFormReq
+	LabelSealCertReq     = labelSealCertReq
+	LabelSealCertInqReq  = labelSealCertInqReq
+	LabelSealCertRes     = labelSealCertRes
+	LabelSealCertInqRes  = labelSealCertInqRes
+)
+
+// OpenCertResponse opens the CA's answer to req, as the applicant does, and
+// returns the plaintext (a CertResSigned).
+func OpenCertResponse(s Suite, req *CertRequest, sr *SealedResponse) ([]byte, error) {
+	return s.openResponse(req.respKey, labelSealCertRes, sr.Ciphertext)
+}
+
+// OpenInquiryResponse opens the CA's answer to the inquiry q.
+func OpenInquiryResponse(s Suite, q *CertInquiry, sr *SealedResponse) ([]byte, error) {
+	return s.openResponse(q.respKey, labelSealCertInqRes, sr.Ciphertext)
+}
+
+// ForgeCertRes encrypts any plaintext as the answer to req: a CertRes only
+// the CA that opened req (or one that doctors its own answer) could make.
+func ForgeCertRes(s Suite, req *CertRequest, pt []byte) *CertRes {
+	ct, err := s.sealResponse(req.respKey, labelSealCertRes, pt)
+	if err != nil {
+		panic(err)
+	}
+	return &CertRes{SealedResponse{Suite: s, Ciphertext: ct}}
+}
+
+// ForgeCertInqRes encrypts any plaintext as the answer to the inquiry q.
+func ForgeCertInqRes(s Suite, q *CertInquiry, pt []byte) *CertInqRes {
+	ct, err := s.sealResponse(q.respKey, labelSealCertInqRes, pt)
+	if err != nil {
+		panic(err)
+	}
+	return &CertInqRes{SealedResponse{Suite: s, Ciphertext: ct}}
+}

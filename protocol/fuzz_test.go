@@ -3,7 +3,9 @@ package protocol_test
 import (
 	"bytes"
 	"testing"
+	"time"
 
+	"github.com/setpay/setpay/internal/testpki"
 	. "github.com/setpay/setpay/protocol"
 )
 
@@ -107,6 +109,137 @@ func FuzzParseCertificate(f *testing.F) {
 		}
 		if !c.Type.IsCA() && !c.Suite.Valid() {
 			t.Fatalf("%s certificate of suite %d", c.Type, c.Suite)
+		}
+	})
+}
+
+// FuzzRegistrationParse is FuzzParse seeded with the registration messages
+// of regCorpusFor: every registration message of both suites.
+func FuzzRegistrationParse(f *testing.F) {
+	for _, s := range regCorpusFor(f).messages {
+		f.Add(s.der)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		w, err := Parse(b)
+		if err != nil {
+			if w != nil {
+				t.Fatal("Parse returned a message and an error")
+			}
+			if CodeOf(err) == 0 {
+				t.Fatalf("error without a Code: %v", err)
+			}
+			return
+		}
+		if !bytes.Equal(w.Marshal(), b) {
+			t.Fatalf("accepted an input that is not its own encoding:\n in  %x\n out %x", b, w.Marshal())
+		}
+		if w.Header.Version != Version || w.Message == nil {
+			t.Fatalf("accepted version %d, message %v", w.Header.Version, w.Message)
+		}
+	})
+}
+
+// fuzzRegDecoder is fuzzDecoder seeded with the registration corpus.
+func fuzzRegDecoder[T any, PT interface {
+	*T
+	Structure
+}](f *testing.F, name string, decode func([]byte) (*T, error)) {
+	seeds := regCorpusFor(f).inner[name]
+	if len(seeds) == 0 {
+		f.Fatalf("no %s in the registration corpus", name)
+	}
+	for _, s := range seeds {
+		f.Add(s.der)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		v, err := decode(b)
+		if err != nil {
+			if v != nil {
+				t.Fatalf("%s decoder returned a value and an error", name)
+			}
+			if CodeOf(err) == 0 {
+				t.Fatalf("error without a Code: %v", err)
+			}
+			return
+		}
+		if out := Encode(PT(v)); !bytes.Equal(out, b) {
+			t.Fatalf("accepted a %s that is not its own encoding:\n in  %x\n out %x", name, b, out)
+		}
+	})
+}
+
+func FuzzCertReqSigned(f *testing.F) { fuzzRegDecoder(f, "CertReqSigned", Decode[CertReqSigned]) }
+func FuzzCertResSigned(f *testing.F) { fuzzRegDecoder(f, "CertResSigned", Decode[CertResSigned]) }
+func FuzzCAInitData(f *testing.F)    { fuzzRegDecoder(f, "CAInitData", Decode[CAInitData]) }
+func FuzzBCI(f *testing.F)           { fuzzRegDecoder(f, "BCI", Decode[BCI]) }
+
+// FuzzUpdateRevocation feeds arbitrary BCI and CRL bytes to Decode and
+// Trust.UpdateRevocation, which must never panic, must fail only with
+// CodeRevocationInfo, and must leave the state in force when it fails. With
+// resign, a BCI that decodes is signed again by the brand of its suite and
+// made to list the CRL bytes, so that the fuzzer reaches the CRL checks.
+func FuzzUpdateRevocation(f *testing.F) {
+	type base struct {
+		p   *testpki.PKI
+		bci *BCI
+		crl []byte
+	}
+	var bases []base
+	for _, s := range Suites {
+		p := pkiFor(s)
+		crl := p.CRL(p.CCA, 1, p.Cardholder.Cert.X509.SerialNumber)
+		bases = append(bases, base{p, p.BCI(5, crl), crl})
+		next := p.CRL(p.MCA, 2, p.Merchant.Sig.Cert.X509.SerialNumber)
+		brand := p.CRL(p.Brand, 2, p.PCA.X509.SerialNumber)
+		for _, resign := range []bool{false, true} {
+			f.Add(Encode(p.BCI(6, next, brand)), next, resign)
+			f.Add(Encode(p.BCI(6, brand)), brand, resign)
+		}
+	}
+	for _, s := range regCorpusFor(f).inner["BCI"] {
+		f.Add(s.der, []byte{}, false)
+	}
+	roots := [][]byte{bases[0].p.Root.Cert, bases[1].p.Root.Cert}
+	f.Fuzz(func(t *testing.T, bciDER, crlDER []byte, resign bool) {
+		bci, err := Decode[BCI](bciDER)
+		if err != nil {
+			if CodeOf(err) == 0 {
+				t.Fatalf("error without a Code: %v", err)
+			}
+			return
+		}
+		tr, err := NewTrust(roots...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr.Now = func() time.Time { return testpki.Epoch }
+		for _, b := range bases {
+			if err := tr.UpdateRevocation(b.bci, [][]byte{b.crl}, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if resign {
+			for _, b := range bases {
+				if b.p.Suite == bci.Data.Suite {
+					bci.Data.CRLs[0].CRL = ThumbprintOf(crlDER)
+					bci = b.p.SignBCI(bci.Data)
+				}
+			}
+		}
+		err = tr.UpdateRevocation(bci, [][]byte{crlDER}, nil)
+		if err == nil {
+			return
+		}
+		if CodeOf(err) != CodeRevocationInfo {
+			t.Fatalf("UpdateRevocation failed with code %d: %v", CodeOf(err), err)
+		}
+		for _, b := range bases {
+			if c := verifyCode(tr, b.p.Cardholder); c != CodeCertRevoked {
+				t.Fatalf("a failed update changed the state in force (%s cardholder: code %d)", b.p.Suite, c)
+			}
+			if c := verifyCode(tr, b.p.Merchant.Sig); c != 0 {
+				t.Fatalf("a failed update changed the state in force (%s merchant: code %d)", b.p.Suite, c)
+			}
 		}
 	})
 }

@@ -120,6 +120,20 @@ const (
 	labelSealCapRes    = "setpay/1 CapRes envelope"
 	labelSealCapToken  = "setpay/1 CapToken"
 	labelCapTokenKeyID = "setpay/1 CapToken key id"
+
+	labelSigBCI          = "setpay/1 BCI signature"
+	labelSigCardCInitRes = "setpay/1 CardCInitRes signature"
+	labelSigMeAqCInitRes = "setpay/1 Me-AqCInitRes signature"
+	labelSigRegFormRes   = "setpay/1 RegFormRes signature"
+	labelSigCertReq      = "setpay/1 CertReq signature"
+	labelSigCertInqReq   = "setpay/1 CertInqReq signature"
+	labelSigCertRes      = "setpay/1 CertRes signature"
+	labelSealRegFormReq  = "setpay/1 RegFormReq envelope"
+	labelSealCertReq     = "setpay/1 CertReq envelope"
+	labelSealCertInqReq  = "setpay/1 CertInqReq envelope"
+	labelResponseKey     = "setpay/1 registration response key"
+	labelSealCertRes     = "setpay/1 CertRes"
+	labelSealCertInqRes  = "setpay/1 CertInqRes"
 )
 
 // Labelled returns the labelled input L(label, suite, content):
@@ -197,13 +211,66 @@ func (s Suite) seal(rnd io.Reader, pk kem.PublicKey, label string, plaintext, aa
 
 // open reverses seal.
 func (s Suite) open(sk kem.PrivateKey, label string, enc, ct, aad []byte) ([]byte, error) {
+	pt, _, err := s.openExport(sk, label, enc, ct, aad)
+	return pt, err
+}
+
+// sealExport is seal that also exports from the HPKE context (RFC 9180,
+// 5.3) the key of the reply: Export(Labelled(labelResponseKey, s, ""),
+// the AEAD key size). The receiver gets the same key from openExport.
+func (s Suite) sealExport(rnd io.Reader, pk kem.PublicKey, label string, plaintext, aad []byte) (enc, ct, key []byte, err error) {
+	snd, err := s.HPKE().NewSender(pk, Labelled(label, s, nil))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	enc, sealer, err := snd.Setup(rnd)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ct, err = sealer.Seal(plaintext, aad)
+	return enc, ct, sealer.Export(Labelled(labelResponseKey, s, nil), s.aeadKeySize()), err
+}
+
+// openExport reverses sealExport.
+func (s Suite) openExport(sk kem.PrivateKey, label string, enc, ct, aad []byte) (pt, key []byte, err error) {
 	rcv, err := s.HPKE().NewReceiver(sk, Labelled(label, s, nil))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	opener, err := rcv.Setup(enc)
 	if err != nil {
+		return nil, nil, err
+	}
+	pt, err = opener.Open(ct, aad)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pt, opener.Export(Labelled(labelResponseKey, s, nil), s.aeadKeySize()), nil
+}
+
+func (s Suite) aeadKeySize() uint {
+	_, _, a := s.HPKE().Params()
+	return a.KeySize()
+}
+
+// sealResponse encrypts a reply under a key exported from the request's
+// HPKE context, with the suite's AEAD, a zero nonce (each key encrypts one
+// message) and additional data Labelled(label, s, "").
+func (s Suite) sealResponse(key []byte, label string, plaintext []byte) ([]byte, error) {
+	_, _, a := s.HPKE().Params()
+	c, err := a.New(key)
+	if err != nil {
 		return nil, err
 	}
-	return opener.Open(ct, aad)
+	return c.Seal(nil, make([]byte, c.NonceSize()), plaintext, Labelled(label, s, nil)), nil
+}
+
+// openResponse reverses sealResponse.
+func (s Suite) openResponse(key []byte, label string, ct []byte) ([]byte, error) {
+	_, _, a := s.HPKE().Params()
+	c, err := a.New(key)
+	if err != nil {
+		return nil, err
+	}
+	return c.Open(nil, make([]byte, c.NonceSize()), ct, Labelled(label, s, nil))
 }

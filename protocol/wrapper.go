@@ -28,6 +28,18 @@ const (
 	TypeCapReq   MessageType = 7
 	TypeCapRes   MessageType = 8
 	TypeError    MessageType = 9
+
+	// Registration (docs/PROTOCOL.md, "Registration").
+	TypeCardCInitReq MessageType = 10
+	TypeCardCInitRes MessageType = 11
+	TypeRegFormReq   MessageType = 12
+	TypeRegFormRes   MessageType = 13
+	TypeCertReq      MessageType = 14
+	TypeCertRes      MessageType = 15
+	TypeCertInqReq   MessageType = 16
+	TypeCertInqRes   MessageType = 17
+	TypeMeAqCInitReq MessageType = 18
+	TypeMeAqCInitRes MessageType = 19
 )
 
 var messageTypes = map[MessageType]struct {
@@ -43,6 +55,17 @@ var messageTypes = map[MessageType]struct {
 	TypeCapReq:   {"CapReq", func() Message { return new(CapReq) }},
 	TypeCapRes:   {"CapRes", func() Message { return new(CapRes) }},
 	TypeError:    {"Error", func() Message { return new(Error) }},
+
+	TypeCardCInitReq: {"CardCInitReq", func() Message { return new(CardCInitReq) }},
+	TypeCardCInitRes: {"CardCInitRes", func() Message { return new(CardCInitRes) }},
+	TypeRegFormReq:   {"RegFormReq", func() Message { return new(RegFormReq) }},
+	TypeRegFormRes:   {"RegFormRes", func() Message { return new(RegFormRes) }},
+	TypeCertReq:      {"CertReq", func() Message { return new(CertReq) }},
+	TypeCertRes:      {"CertRes", func() Message { return new(CertRes) }},
+	TypeCertInqReq:   {"CertInqReq", func() Message { return new(CertInqReq) }},
+	TypeCertInqRes:   {"CertInqRes", func() Message { return new(CertInqRes) }},
+	TypeMeAqCInitReq: {"Me-AqCInitReq", func() Message { return new(MeAqCInitReq) }},
+	TypeMeAqCInitRes: {"Me-AqCInitRes", func() Message { return new(MeAqCInitRes) }},
 }
 
 func (t MessageType) String() string {
@@ -52,8 +75,9 @@ func (t MessageType) String() string {
 	return fmt.Sprintf("message type %d", int(t))
 }
 
-// Message is one of the protocol messages: *PInitReq, *PInitRes, *PReq,
-// *PRes, *AuthReq, *AuthRes, *CapReq, *CapRes or *Error.
+// Message is one of the protocol messages: the purchase messages (*PInitReq,
+// *PInitRes, *PReq, *PRes, *AuthReq, *AuthRes, *CapReq, *CapRes), the
+// registration messages (*CardCInitReq ... *MeAqCInitRes) or *Error.
 type Message interface {
 	Type() MessageType
 	codec

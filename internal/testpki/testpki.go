@@ -24,9 +24,8 @@ import (
 	"time"
 
 	"github.com/cloudflare/circl/kem"
-	"golang.org/x/crypto/cryptobyte"
-	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
+	"github.com/setpay/setpay/internal/x509x"
 	"github.com/setpay/setpay/protocol"
 )
 
@@ -202,54 +201,20 @@ func issueKEM(tmpl, parent *x509.Certificate, signer crypto.Signer, pub kem.Publ
 }
 
 // replaceSPKI swaps the SubjectPublicKeyInfo of a certificate and re-signs
-// its TBSCertificate with signer (Ed25519, or ECDSA P-256 with SHA-256, the
-// algorithm the certificate already names).
+// its TBSCertificate with signer (see x509x.ReplaceSPKI).
 func replaceSPKI(certDER, spki []byte, signer crypto.Signer) []byte {
-	in := cryptobyte.String(certDER)
-	var cert, tbs, sigAlg cryptobyte.String
-	if !in.ReadASN1(&cert, cbasn1.SEQUENCE) || !cert.ReadASN1(&tbs, cbasn1.SEQUENCE) || !cert.ReadASN1Element(&sigAlg, cbasn1.SEQUENCE) {
-		panic("testpki: bad certificate")
+	der, err := x509x.ReplaceSPKI(certDER, spki, signer)
+	if err != nil {
+		panic("testpki: " + err.Error())
 	}
-	var b cryptobyte.Builder
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		// version [0], serial, signature, issuer, validity, subject: copied.
-		for i := 0; i < 6; i++ {
-			var el cryptobyte.String
-			var tag cbasn1.Tag
-			if !tbs.ReadAnyASN1Element(&el, &tag) {
-				panic("testpki: bad TBSCertificate")
-			}
-			b.AddBytes(el)
-		}
-		var old cryptobyte.String
-		if !tbs.ReadASN1Element(&old, cbasn1.SEQUENCE) {
-			panic("testpki: no SubjectPublicKeyInfo")
-		}
-		b.AddBytes(spki)
-		b.AddBytes(tbs) // extensions
-	})
-	newTBS := b.BytesOrPanic()
-	sig := Sign(signer, newTBS)
-	var out cryptobyte.Builder
-	out.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddBytes(newTBS)
-		b.AddBytes(sigAlg)
-		b.AddASN1BitString(sig)
-	})
-	return out.BytesOrPanic()
+	return der
 }
 
 // Sign signs msg as setpay's algorithms do: Ed25519 over msg itself, ECDSA
-// (P-256) over SHA-256(msg), deterministically. It panics on failure.
+// (P-256) over SHA-256(msg), deterministically (see x509x.Sign). It panics on
+// failure.
 func Sign(signer crypto.Signer, msg []byte) []byte {
-	var sig []byte
-	var err error
-	if _, ok := signer.(ed25519.PrivateKey); ok {
-		sig, err = signer.Sign(nil, msg, crypto.Hash(0))
-	} else {
-		d := sha256.Sum256(msg)
-		sig, err = signer.Sign(nil, d[:], crypto.SHA256)
-	}
+	sig, err := x509x.Sign(signer, msg)
 	if err != nil {
 		panic(err)
 	}
