@@ -6,6 +6,9 @@
 //	setpay codes                  list the protocol error codes
 //	setpay parse FILE             parse a DER message strictly and describe it
 //	setpay vectors verify [DIR]   check test vectors (default: the committed ones)
+//	setpay ca init --dir D        create the CA hierarchies (certificates as PEM in D)
+//	setpay ca list --dir D        list the certificates the CA issued
+//	setpay ca revoke --dir D --serial N --reason R   revoke a certificate
 //
 // Exit codes: 0 success, 1 the input was rejected, 2 usage error.
 package main

@@ -40,6 +40,7 @@ func Run(ctx context.Context, args []string, stdout io.Writer) error {
 		Writer:    stdout,
 		ErrWriter: os.Stderr,
 		Commands: []*ucli.Command{
+			caCommand(stdout),
 			{
 				Name:  "codes",
 				Usage: "list the protocol error codes (the numbers an Error message carries)",
