@@ -1446,6 +1446,22 @@ var applicantCertResChecksCases = func() []regCase {
 				}
 			})
 		}},
+		{"a merchant certificate naming another merchant", RoleMerchant, CodeIdentityMismatch, func(f *regFlow) error {
+			return issuing(f, func(_ CertType, o *testpki.Options) {
+				o.Extensions = []pkix.Extension{MerchantDataExtension(MerchantData{MerchantID: "M-OTHER", Name: "Other", AcquirerBIN: f.identity.AcquirerBIN}),
+					BrandExtension(testpki.TestBrand)}
+			})
+		}},
+		{"a gateway certificate naming another gateway", RoleGateway, CodeIdentityMismatch, func(f *regFlow) error {
+			return issuing(f, func(_ CertType, o *testpki.Options) { o.Name = "another gateway" })
+		}},
+		{"a cardholder certificate of another brand", RoleCardholder, CodeIdentityMismatch, func(f *regFlow) error {
+			return issuing(f, func(t CertType, o *testpki.Options) {
+				if t == CertCardholderSignature {
+					o.Extensions = append(o.Extensions[:len(o.Extensions)-1:len(o.Extensions)-1], BrandExtension("OtherBrand"))
+				}
+			})
+		}},
 		{"an unasked-for certificate type", RoleCardholder, CodeCertRole, func(f *regFlow) error {
 			return issuing(f, func(_ CertType, o *testpki.Options) { o.Type, o.Extensions = CertCardholderTLS, brandOnly })
 		}},
