@@ -533,3 +533,37 @@ func TestMerchantRenewalRevokesOld(t *testing.T) {
 		t.Errorf("renewed-away certificate: %v, want revoked", err)
 	}
 }
+
+// BenchmarkRegisterCardholder is the whole cardholder registration through
+// the registration path, in process: CardCInitReq, RegFormReq and CertReq
+// (new signature key, no TLS key) answered by Registrar.Handle, with the
+// applicant's checks. One op is one certificate.
+func BenchmarkRegisterCardholder(b *testing.B) {
+	for _, s := range protocol.Suites {
+		b.Run(s.String(), func(b *testing.B) {
+			r := newRig(b)
+			pan, _ := protocol.NewPAN(testPAN)
+			b.ReportAllocs()
+			for b.Loop() {
+				a := r.applicant(protocol.RoleCardholder, s)
+				req, _ := a.CardCInitReq(nil)
+				if err := a.CheckCardCInitRes(r.send(req).(*protocol.CardCInitRes), nil); err != nil {
+					b.Fatal(err)
+				}
+				rf, _ := a.RegFormReq(pan, protocol.RequestInitial)
+				if _, err := a.CheckRegFormRes(r.send(rf).(*protocol.RegFormRes)); err != nil {
+					b.Fatal(err)
+				}
+				acct := &protocol.AccountData{PAN: pan, CardExpiry: testExpiry}
+				cr, err := a.CertReq(protocol.CertReqParams{RequestType: protocol.RequestInitial, Account: acct,
+					FormValues: []protocol.FormValue{{Name: ca.FieldActivationCode, Value: testCode}}, SignatureKey: r.signingKey(s)})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if out, err := a.CheckCertRes(r.send(cr)); err != nil || out == nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
