@@ -12,7 +12,9 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/smallstep/nosql"
@@ -106,6 +108,34 @@ type Registrar struct {
 	rand   io.Reader
 	now    func() time.Time
 	panKey []byte
+
+	trustMu    sync.Mutex
+	trustCache *protocol.Trust
+	trustBCIs  []int64 // the BCI numbers trustCache was built from
+}
+
+// trust returns the CA's Trust with its current revocation state, built
+// again only when a BCI number changed (building it verifies every CRL).
+func (r *Registrar) trust(ctx context.Context) (*protocol.Trust, error) {
+	var numbers []int64
+	for _, s := range r.ca.Suites() {
+		b, err := r.ca.Hierarchy(s).BCI(ctx)
+		if err != nil {
+			return nil, err
+		}
+		numbers = append(numbers, b.Data.Number)
+	}
+	r.trustMu.Lock()
+	defer r.trustMu.Unlock()
+	if r.trustCache != nil && slices.Equal(numbers, r.trustBCIs) {
+		return r.trustCache, nil
+	}
+	t, err := r.ca.TrustContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.trustCache, r.trustBCIs = t, numbers
+	return t, nil
 }
 
 // NewRegistrar returns the registration authority of c, asking issuer about
@@ -430,7 +460,11 @@ func (r *Registrar) useSession(d *protocol.CertReqData, suite protocol.Suite) (*
 
 func (r *Registrar) certReq(ctx context.Context, a *Authority, m *protocol.CertReq) (protocol.Message, error) {
 	k := a.keys()
-	req, err := k.OpenCertReq(r.ca.Trust(), m)
+	t, err := r.trust(ctx)
+	if err != nil {
+		return nil, err
+	}
+	req, err := k.OpenCertReq(t, m)
 	if err != nil {
 		return nil, err
 	}
