@@ -148,6 +148,7 @@ func caCommand(stdout io.Writer) *ucli.Command {
 					return nil
 				},
 			},
+			caServeCommand(stdout),
 		},
 	}
 }
