@@ -13,12 +13,12 @@ import (
 // (filippo.io/age internal/format): the parser never panics, fails only with
 // an error carrying a protocol Code, and accepts only inputs that are the
 // canonical encoding of what it returns, so that no two encodings of a
-// message exist. Seeds are the corpus of encoding_test.go: real messages,
+// message exist. Seeds are the corpora of encoding_test.go: real messages,
 // sealed plaintexts and certificates from purchases in both suites, with and
-// without a cardholder certificate.
+// without a cardholder certificate, and from registrations.
 
 func FuzzParse(f *testing.F) {
-	for _, s := range wireCorpusFor(f).messages {
+	for _, s := range append(wireCorpusFor(f).messages, regCorpusFor(f).messages...) {
 		f.Add(s.der)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -47,9 +47,9 @@ func fuzzDecoder[T any, PT interface {
 	*T
 	Structure
 }](f *testing.F, name string, decode func([]byte) (*T, error)) {
-	seeds := wireCorpusFor(f).inner[name]
+	seeds := append(wireCorpusFor(f).inner[name], regCorpusFor(f).inner[name]...)
 	if len(seeds) == 0 {
-		f.Fatalf("no %s in the corpus", name)
+		f.Fatalf("no %s in the corpora", name)
 	}
 	for _, s := range seeds {
 		f.Add(s.der)
@@ -113,65 +113,10 @@ func FuzzParseCertificate(f *testing.F) {
 	})
 }
 
-// FuzzRegistrationParse is FuzzParse seeded with the registration messages
-// of regCorpusFor: every registration message of both suites.
-func FuzzRegistrationParse(f *testing.F) {
-	for _, s := range regCorpusFor(f).messages {
-		f.Add(s.der)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		w, err := Parse(b)
-		if err != nil {
-			if w != nil {
-				t.Fatal("Parse returned a message and an error")
-			}
-			if CodeOf(err) == 0 {
-				t.Fatalf("error without a Code: %v", err)
-			}
-			return
-		}
-		if !bytes.Equal(w.Marshal(), b) {
-			t.Fatalf("accepted an input that is not its own encoding:\n in  %x\n out %x", b, w.Marshal())
-		}
-		if w.Header.Version != Version || w.Message == nil {
-			t.Fatalf("accepted version %d, message %v", w.Header.Version, w.Message)
-		}
-	})
-}
-
-// fuzzRegDecoder is fuzzDecoder seeded with the registration corpus.
-func fuzzRegDecoder[T any, PT interface {
-	*T
-	Structure
-}](f *testing.F, name string, decode func([]byte) (*T, error)) {
-	seeds := regCorpusFor(f).inner[name]
-	if len(seeds) == 0 {
-		f.Fatalf("no %s in the registration corpus", name)
-	}
-	for _, s := range seeds {
-		f.Add(s.der)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		v, err := decode(b)
-		if err != nil {
-			if v != nil {
-				t.Fatalf("%s decoder returned a value and an error", name)
-			}
-			if CodeOf(err) == 0 {
-				t.Fatalf("error without a Code: %v", err)
-			}
-			return
-		}
-		if out := Encode(PT(v)); !bytes.Equal(out, b) {
-			t.Fatalf("accepted a %s that is not its own encoding:\n in  %x\n out %x", name, b, out)
-		}
-	})
-}
-
-func FuzzCertReqSigned(f *testing.F) { fuzzRegDecoder(f, "CertReqSigned", Decode[CertReqSigned]) }
-func FuzzCertResSigned(f *testing.F) { fuzzRegDecoder(f, "CertResSigned", Decode[CertResSigned]) }
-func FuzzCAInitData(f *testing.F)    { fuzzRegDecoder(f, "CAInitData", Decode[CAInitData]) }
-func FuzzBCI(f *testing.F)           { fuzzRegDecoder(f, "BCI", Decode[BCI]) }
+func FuzzCertReqSigned(f *testing.F) { fuzzDecoder(f, "CertReqSigned", Decode[CertReqSigned]) }
+func FuzzCertResSigned(f *testing.F) { fuzzDecoder(f, "CertResSigned", Decode[CertResSigned]) }
+func FuzzCAInitData(f *testing.F)    { fuzzDecoder(f, "CAInitData", Decode[CAInitData]) }
+func FuzzBCI(f *testing.F)           { fuzzDecoder(f, "BCI", Decode[BCI]) }
 
 // FuzzUpdateRevocation feeds arbitrary BCI and CRL bytes to Decode and
 // Trust.UpdateRevocation, which must never panic, must fail only with
