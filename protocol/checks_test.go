@@ -24,16 +24,25 @@ import (
 
 func (f *flow) must(steps ...func() error) {
 	f.t.Helper()
+	mustSteps(f.t, steps...)
+}
+
+// mustSteps runs setup steps that must succeed.
+func mustSteps(t testing.TB, steps ...func() error) {
+	t.Helper()
 	for _, st := range steps {
 		if err := st(); err != nil {
-			f.t.Fatalf("setup step failed: %v", err)
+			t.Fatalf("setup step failed: %v", err)
 		}
 	}
 }
 
 // otherPKI is the hierarchy of the other suite, for cross-suite cases.
-func (f *flow) otherPKI() *testpki.PKI {
-	if f.s == SuitePQ {
+func (f *flow) otherPKI() *testpki.PKI { return otherSuitePKI(f.s) }
+
+// otherSuitePKI is the test hierarchy of the suite other than s.
+func otherSuitePKI(s Suite) *testpki.PKI {
+	if s == SuitePQ {
 		return pkiFor(SuiteNIST)
 	}
 	return pkiFor(SuitePQ)

@@ -321,19 +321,10 @@ func (f *regFlow) fatal(err error) {
 // do runs steps that must succeed.
 func (f *regFlow) do(steps ...func() error) {
 	f.t.Helper()
-	for _, st := range steps {
-		if err := st(); err != nil {
-			f.t.Fatalf("setup step failed: %v", err)
-		}
-	}
+	mustSteps(f.t, steps...)
 }
 
-func (f *regFlow) other() *testpki.PKI {
-	if f.s == SuitePQ {
-		return pkiFor(SuiteNIST)
-	}
-	return pkiFor(SuitePQ)
-}
+func (f *regFlow) other() *testpki.PKI { return otherSuitePKI(f.s) }
 
 // ---- CardCInitReq / Me-AqCInitReq ----
 
