@@ -142,13 +142,21 @@ func (h *Hierarchy) Authorities() []*Authority {
 
 // roleCA returns the CA that certifies parties of role r.
 func (h *Hierarchy) roleCA(r protocol.Role) *Authority {
-	switch r {
-	case protocol.RoleCardholder:
-		return h.Cardholder
-	case protocol.RoleMerchant:
-		return h.Merchant
-	case protocol.RoleGateway:
-		return h.Gateway
+	if p := h.roleSlot(r.CAType()); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// roleSlot returns the field of the role CA of type t, or nil.
+func (h *Hierarchy) roleSlot(t protocol.CertType) **Authority {
+	switch t {
+	case protocol.CertCardholderCA:
+		return &h.Cardholder
+	case protocol.CertMerchantCA:
+		return &h.Merchant
+	case protocol.CertGatewayCA:
+		return &h.Gateway
 	}
 	return nil
 }
@@ -166,17 +174,6 @@ var roleCAs = []struct {
 	{protocol.CertCardholderCA, "cardholder-ca", "cardholder CA"},
 	{protocol.CertMerchantCA, "merchant-ca", "merchant CA"},
 	{protocol.CertGatewayCA, "gateway-ca", "payment gateway CA"},
-}
-
-func (h *Hierarchy) setRole(t protocol.CertType, a *Authority) {
-	switch t {
-	case protocol.CertCardholderCA:
-		h.Cardholder = a
-	case protocol.CertMerchantCA:
-		h.Merchant = a
-	case protocol.CertGatewayCA:
-		h.Gateway = a
-	}
 }
 
 // subject is the subject name of the hierarchy's own certificates.
@@ -359,7 +356,7 @@ func (c *CA) initHierarchy(ctx context.Context, s protocol.Suite) (*Hierarchy, e
 		if err != nil {
 			return h, err
 		}
-		h.setRole(r.t, a)
+		*h.roleSlot(r.t) = a
 	}
 	if err := writeCerts(filepath.Join(d, fileChain), h.Brand.Cert, h.Cardholder.Cert, h.Merchant.Cert, h.Gateway.Cert); err != nil {
 		return h, err
@@ -391,7 +388,7 @@ func (c *CA) initHierarchy(ctx context.Context, s protocol.Suite) (*Hierarchy, e
 
 	// The role CAs' registration certificates, issued by themselves.
 	for _, r := range roleCAs {
-		a := h.roleCA(roleOf(r.t))
+		a := *h.roleSlot(r.t)
 		sigT, keT, _ := r.t.RegistrationTypes()
 		subject := h.subject(r.label + " registration")
 		sk, err := c.newSigningKey(s)
@@ -429,19 +426,6 @@ func (c *CA) initHierarchy(ctx context.Context, s protocol.Suite) (*Hierarchy, e
 		return h, err
 	}
 	return h, nil
-}
-
-// roleOf returns the role a role CA type certifies.
-func roleOf(t protocol.CertType) protocol.Role {
-	switch t {
-	case protocol.CertCardholderCA:
-		return protocol.RoleCardholder
-	case protocol.CertMerchantCA:
-		return protocol.RoleMerchant
-	case protocol.CertGatewayCA:
-		return protocol.RoleGateway
-	}
-	return 0
 }
 
 // writeCA writes NAME.pem and NAME.key in the hierarchy's directory.
@@ -565,7 +549,7 @@ func (c *CA) openHierarchy(s protocol.Suite) (*Hierarchy, error) {
 		if err != nil {
 			return h, err
 		}
-		h.setRole(r.t, a)
+		*h.roleSlot(r.t) = a
 
 		sigT, keT, _ := r.t.RegistrationTypes()
 		sigDER, sk, err := load(r.name+suffixSig, sigT, a)

@@ -684,7 +684,7 @@ func requestName(t protocol.RequestType) string {
 // issue certifies the keys of an approved grant, records them, and revokes
 // the certificate a renewal replaces.
 func (r *Registrar) issue(ctx context.Context, a *Authority, g *grant) ([][]byte, error) {
-	sigT, keT, tlsT := roleTypes(g.Role)
+	sigT, keT, tlsT := g.Role.CertTypes()
 	subject := pkix.Name{Organization: []string{r.ca.Brand()}}
 	var exts []pkix.Extension
 	switch g.Role {
@@ -749,19 +749,6 @@ func firstNonNil(bs ...[]byte) []byte {
 		}
 	}
 	return nil
-}
-
-// roleTypes returns the signature, key-exchange and TLS certificate types of
-// a role.
-func roleTypes(r protocol.Role) (sig, ke, tls protocol.CertType) {
-	switch r {
-	case protocol.RoleCardholder:
-		return protocol.CertCardholderSignature, 0, protocol.CertCardholderTLS
-	case protocol.RoleMerchant:
-		return protocol.CertMerchantSignature, protocol.CertMerchantKeyExchange, protocol.CertMerchantTLS
-	default:
-		return protocol.CertGatewaySignature, protocol.CertGatewayKeyExchange, protocol.CertGatewayTLS
-	}
 }
 
 // publicKey parses the SubjectPublicKeyInfo of a key to certify as type t.

@@ -357,7 +357,7 @@ func (r *Registration) CheckCertRes(res Message) (*Issued, error) {
 // request.
 func (r *Registration) checkIssued(d *CertResData, chain [][]byte) (*Issued, error) {
 	req := r.certReq
-	sigT, keT, tlsT := roleTypes(r.Role)
+	sigT, keT, tlsT := r.Role.CertTypes()
 	out := &Issued{}
 	pool := slices.Concat(d.Issued, chain)
 	want := map[CertType][]byte{}
@@ -438,20 +438,6 @@ func (r *Registration) checkHolder(c *Cert, req *CertReqData) error {
 		}
 	}
 	return nil
-}
-
-// roleTypes returns the signature, key-exchange and TLS certificate types of
-// a role (key-exchange is 0 for cardholders).
-func roleTypes(r Role) (sig, ke, tls CertType) {
-	switch r {
-	case RoleCardholder:
-		return CertCardholderSignature, 0, CertCardholderTLS
-	case RoleMerchant:
-		return CertMerchantSignature, CertMerchantKeyExchange, CertMerchantTLS
-	case RoleGateway:
-		return CertGatewaySignature, CertGatewayKeyExchange, CertGatewayTLS
-	}
-	return 0, 0, 0
 }
 
 // chainOf returns the issuers of c among certs, nearest first, excluding

@@ -213,7 +213,7 @@ func (k *CAKeys) OpenCertReq(t *Trust, req *CertReq) (*CertRequest, error) {
 		}
 		out.SignerKey = d.SignatureKey
 	} else {
-		sigT, _, _ := roleTypes(d.Role)
+		sigT, _, _ := d.Role.CertTypes()
 		cur, err := verifySignature(t, &signed.Signature, signed.Certificates, sigT, s, labelSigCertReq, tbs, CodeSignature)
 		if err != nil {
 			return nil, err

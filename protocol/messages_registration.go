@@ -49,6 +49,20 @@ func (r Role) CAType() CertType {
 	return 0
 }
 
+// CertTypes returns the signature, key-exchange and TLS certificate types
+// of r's end entities (key-exchange is 0 for cardholders).
+func (r Role) CertTypes() (sig, ke, tls CertType) {
+	switch r {
+	case RoleCardholder:
+		return CertCardholderSignature, 0, CertCardholderTLS
+	case RoleMerchant:
+		return CertMerchantSignature, CertMerchantKeyExchange, CertMerchantTLS
+	case RoleGateway:
+		return CertGatewaySignature, CertGatewayKeyExchange, CertGatewayTLS
+	}
+	return 0, 0, 0
+}
+
 // RequestType says whether a registration is a first one or a renewal.
 type RequestType int
 

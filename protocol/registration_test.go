@@ -64,18 +64,6 @@ func roleCA(p *testpki.PKI, r Role) *testpki.CA {
 	return p.PCA
 }
 
-// roleCertTypes returns the signature, key-exchange and TLS certificate
-// types of a role's end entities.
-func roleCertTypes(r Role) (sig, ke, tls CertType) {
-	switch r {
-	case RoleCardholder:
-		return CertCardholderSignature, 0, CertCardholderTLS
-	case RoleMerchant:
-		return CertMerchantSignature, CertMerchantKeyExchange, CertMerchantTLS
-	}
-	return CertGatewaySignature, CertGatewayKeyExchange, CertGatewayTLS
-}
-
 // testCA is a role CA in memory: the stateless checks and replies of package
 // protocol, and the records package ca keeps (the sessions it opened and
 // which were used, the requests it left pending).
@@ -220,7 +208,7 @@ func (c *testCA) issue(cr *CertRequest) CertResData {
 	case RoleGateway:
 		name = cr.Data.Identity.ID
 	}
-	sigT, keT, tlsT := roleCertTypes(cr.Data.Role)
+	sigT, keT, tlsT := cr.Data.Role.CertTypes()
 	add := func(t CertType, pub any, ext []pkix.Extension) {
 		o := testpki.Options{Type: t, Name: name, Public: pub, Extensions: append(slices.Clone(ext), BrandExtension(testpki.TestBrand))}
 		if c.certOpts != nil {
@@ -682,7 +670,7 @@ func TestRegistration(t *testing.T) {
 				if role == RoleMerchant && (sig.Cert.MerchantID() != f.identity.ID || ke.Cert.Merchant.AcquirerBIN != f.identity.AcquirerBIN) {
 					t.Fatal("merchant certificates without the merchant's identity")
 				}
-				sigT, keT, _ := roleCertTypes(role)
+				sigT, keT, _ := role.CertTypes()
 				if sig.Cert.Type != sigT || ke.Cert.Type != keT || f.issued.TLS != nil {
 					t.Fatalf("issued %s and %s", sig.Cert.Type, ke.Cert.Type)
 				}
