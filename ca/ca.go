@@ -20,6 +20,7 @@ import (
 
 	"github.com/smallstep/certificates/db"
 
+	"github.com/setpay/setpay/internal/keyfile"
 	"github.com/setpay/setpay/protocol"
 )
 
@@ -281,7 +282,7 @@ func prepareDir(dir string) (bool, error) {
 	ents, err := os.ReadDir(dir)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		if err := os.MkdirAll(dir, permDir); err != nil {
+		if err := os.MkdirAll(dir, keyfile.PermDir); err != nil {
 			return false, fmt.Errorf("ca: %w", err)
 		}
 		return true, nil
@@ -309,16 +310,16 @@ func cleanDir(dir string, created bool) {
 // started, even on failure, for Close.
 func (c *CA) initHierarchy(ctx context.Context, s protocol.Suite) (*Hierarchy, error) {
 	d := c.suiteDir(s)
-	if err := os.MkdirAll(filepath.Join(d, dirDB), permDir); err != nil {
+	if err := os.MkdirAll(filepath.Join(d, dirDB), keyfile.PermDir); err != nil {
 		return nil, fmt.Errorf("ca: %w", err)
 	}
-	if err := os.Chmod(d, permDir); err != nil {
+	if err := os.Chmod(d, keyfile.PermDir); err != nil {
 		return nil, fmt.Errorf("ca: %w", err)
 	}
 	h := &Hierarchy{Suite: s, brand: c.brand, ca: c}
 
 	// The root: self-signed with crypto/x509, then its authority.
-	rootKey, err := c.newSigningKey(s)
+	rootKey, err := keyfile.NewSigningKey(c.rand, s)
 	if err != nil {
 		return nil, err
 	}
@@ -335,7 +336,7 @@ func (c *CA) initHierarchy(ctx context.Context, s protocol.Suite) (*Hierarchy, e
 
 	// The brand and role CAs, each issued by its parent's authority.
 	sub := func(parent *Authority, t protocol.CertType, name, label string) (*Authority, error) {
-		key, err := c.newSigningKey(s)
+		key, err := keyfile.NewSigningKey(c.rand, s)
 		if err != nil {
 			return nil, err
 		}
@@ -358,12 +359,12 @@ func (c *CA) initHierarchy(ctx context.Context, s protocol.Suite) (*Hierarchy, e
 		}
 		*h.roleSlot(r.t) = a
 	}
-	if err := writeCerts(filepath.Join(d, fileChain), h.Brand.Cert, h.Cardholder.Cert, h.Merchant.Cert, h.Gateway.Cert); err != nil {
+	if err := keyfile.WriteCerts(filepath.Join(d, fileChain), h.Brand.Cert, h.Cardholder.Cert, h.Merchant.Cert, h.Gateway.Cert); err != nil {
 		return h, err
 	}
 
 	// The CA server's TLS certificate, issued by the brand CA.
-	tlsKey, err := c.newP256Key()
+	tlsKey, err := keyfile.NewP256Key(c.rand)
 	if err != nil {
 		return h, err
 	}
@@ -391,7 +392,7 @@ func (c *CA) initHierarchy(ctx context.Context, s protocol.Suite) (*Hierarchy, e
 		a := *h.roleSlot(r.t)
 		sigT, keT, _ := r.t.RegistrationTypes()
 		subject := h.subject(r.label + " registration")
-		sk, err := c.newSigningKey(s)
+		sk, err := keyfile.NewSigningKey(c.rand, s)
 		if err != nil {
 			return h, err
 		}
@@ -399,7 +400,7 @@ func (c *CA) initHierarchy(ctx context.Context, s protocol.Suite) (*Hierarchy, e
 		if err != nil {
 			return h, err
 		}
-		kpub, kpriv, err := c.newKEMKey(s)
+		kpub, kpriv, err := keyfile.NewKEMKey(c.rand, s)
 		if err != nil {
 			return h, err
 		}
@@ -431,10 +432,10 @@ func (c *CA) initHierarchy(ctx context.Context, s protocol.Suite) (*Hierarchy, e
 // writeCA writes NAME.pem and NAME.key in the hierarchy's directory.
 func (h *Hierarchy) writeCA(name string, certDER []byte, key any) error {
 	d := h.ca.suiteDir(h.Suite)
-	if err := writeCerts(filepath.Join(d, name+".pem"), certDER); err != nil {
+	if err := keyfile.WriteCerts(filepath.Join(d, name+".pem"), certDER); err != nil {
 		return err
 	}
-	return h.ca.writeKey(filepath.Join(d, name+".key"), h.Suite, key)
+	return h.ca.keys().WriteKey(filepath.Join(d, name+".key"), h.Suite, key)
 }
 
 func tlsCertificate(certDER, brandDER []byte, key crypto.Signer) (tls.Certificate, error) {
@@ -495,7 +496,7 @@ func (c *CA) openHierarchy(s protocol.Suite) (*Hierarchy, error) {
 	// load reads NAME.pem and NAME.key and checks the certificate's type
 	// and issuer.
 	load := func(name string, t protocol.CertType, issuer *Authority) ([]byte, crypto.Signer, error) {
-		der, err := readCert(filepath.Join(d, name+".pem"))
+		der, err := keyfile.ReadCert(filepath.Join(d, name+".pem"))
 		if err != nil {
 			return nil, nil, err
 		}
@@ -522,7 +523,7 @@ func (c *CA) openHierarchy(s protocol.Suite) (*Hierarchy, error) {
 		if t.IsKeyExchange() {
 			return der, nil, nil
 		}
-		key, err := c.readSigner(filepath.Join(d, name+".key"), der)
+		key, err := c.keys().ReadSigner(filepath.Join(d, name+".key"), der)
 		return der, key, err
 	}
 
@@ -563,7 +564,7 @@ func (c *CA) openHierarchy(s protocol.Suite) (*Hierarchy, error) {
 		if err != nil {
 			return h, err
 		}
-		kk, err := c.readKEMKey(filepath.Join(d, r.name+suffixKE+".key"), s)
+		kk, err := c.keys().ReadKEM(filepath.Join(d, r.name+suffixKE+".key"), s)
 		if err != nil {
 			return h, err
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/smallstep/certificates/api"
 	"github.com/smallstep/certificates/authority"
 
+	"github.com/setpay/setpay/internal/mtls"
 	"github.com/setpay/setpay/protocol"
 )
 
@@ -249,18 +250,7 @@ func (s *Server) checkClient(next http.Handler) http.Handler {
 }
 
 func (s *Server) verifyClient(peer []*x509.Certificate) error {
-	leaf, err := protocol.ParseCertificate(peer[0].Raw)
-	if err != nil {
-		return err
-	}
-	if !leaf.Type.IsTLS() {
-		return fmt.Errorf("a %s certificate is not a TLS certificate", leaf.Type)
-	}
-	chain := make([][]byte, len(peer))
-	for i, c := range peer {
-		chain[i] = c.Raw
-	}
-	_, err = s.c.Trust().Verify(chain, leaf.Thumb, leaf.Type, 0)
+	_, err := mtls.VerifyPeer([]*protocol.Trust{s.c.Trust()}, peer, protocol.CertCardholderTLS, protocol.CertMerchantTLS, protocol.CertGatewayTLS, protocol.CertCATLS)
 	return err
 }
 

@@ -12,6 +12,7 @@ import (
 	ucli "github.com/urfave/cli/v3"
 
 	"github.com/setpay/setpay/ca"
+	"github.com/setpay/setpay/internal/mtls"
 )
 
 // caServeCommand is "setpay ca serve": the CA server.
@@ -58,14 +59,13 @@ func caServeCommand(stdout io.Writer) *ucli.Command {
 				}
 			}
 			o := ca.ServerOptions{Addr: c.String("addr"), StepAddr: c.String("step-addr"), Issuer: issuer}
-			if name := os.Getenv("SSLKEYLOGFILE"); name != "" {
-				f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-				if err != nil {
-					return fmt.Errorf("SSLKEYLOGFILE: %w", err)
-				}
-				defer f.Close()
-				o.KeyLogWriter = f
-				fmt.Fprintf(os.Stderr, "warning: writing TLS secrets to %s (SSLKEYLOGFILE): the traffic is not confidential\n", name)
+			kl, err := mtls.KeyLogFromEnv(os.Stderr)
+			if err != nil {
+				return err
+			}
+			if kl != nil {
+				defer kl.Close()
+				o.KeyLogWriter = kl
 			}
 			cc, err := openCA(c)
 			if err != nil {
