@@ -58,6 +58,9 @@ const (
 	CodeCapTokenInvalid Code = 54 // CapToken does not open or does not match the capture item
 	CodeCaptureExceeds  Code = 55 // capture amount above the authorized amount
 	CodeCardData        Code = 56 // PANData malformed (Luhn, expiry format)
+	CodeAlreadyCaptured Code = 57 // the authorization was already captured (gateway ledger)
+	CodeUnknownTrans    Code = 58 // no transaction in the receiver's ledger fits the message
+	CodeUnavailable     Code = 59 // the receiver cannot answer now (the bank is unreachable); retry the same bytes
 
 	// Registration and revocation.
 	CodeChallEEMismatch  Code = 60 // a CA reply does not echo the applicant's Chall-EE or LID-EE
@@ -108,6 +111,9 @@ var codeNames = map[Code]string{
 	CodeCapTokenInvalid:    "CapToken invalid",
 	CodeCaptureExceeds:     "capture exceeds authorization",
 	CodeCardData:           "card data invalid",
+	CodeAlreadyCaptured:    "already captured",
+	CodeUnknownTrans:       "unknown transaction",
+	CodeUnavailable:        "temporarily unavailable",
 	CodeChallEEMismatch:    "Chall-EE mismatch",
 	CodeChallCAMismatch:    "Chall-CA mismatch",
 	CodeReplay:             "replayed request",

@@ -160,16 +160,22 @@ type AuthReqParams struct {
 	Rand     io.Reader
 }
 
-// NewAuthReq signs the authorization request with the merchant's signature
-// key and seals it to the gateway; the cardholder's PI rides along unchanged.
-func NewAuthReq(p *AuthReqParams) (*AuthReq, error) {
-	d := AuthReqData{
+// Data is the AuthReqData that NewAuthReq(p) signs and seals: what the
+// merchant keeps to check the AuthRes (VerifyAuthRes).
+func (p *AuthReqParams) Data() AuthReqData {
+	return AuthReqData{
 		TransIDs:     p.TransIDs,
 		RRPID:        p.RRPID,
 		AuthAmt:      p.AuthAmt,
 		CheckDigests: CheckDigests{HOIData: p.PReq.OIMD, HOD: p.PReq.HOD},
 		MerchantKE:   p.Keys.KE.Cert.Thumb,
 	}
+}
+
+// NewAuthReq signs the authorization request with the merchant's signature
+// key and seals it to the gateway; the cardholder's PI rides along unchanged.
+func NewAuthReq(p *AuthReqParams) (*AuthReq, error) {
+	d := p.Data()
 	signed, err := newSigned[AuthReqData](p.Keys.Sig, labelSigAuthReq, d, p.Keys.chain())
 	if err != nil {
 		return nil, err

@@ -264,6 +264,16 @@ func ReadCerts(name string) ([][]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("keyfile: %w", err)
 	}
+	certs, err := DecodeCerts(b)
+	if err != nil {
+		return nil, fmt.Errorf("keyfile: %s: %w", filepath.Base(name), err)
+	}
+	return certs, nil
+}
+
+// DecodeCerts decodes one or more PEM certificates, and nothing else, to
+// their DER.
+func DecodeCerts(b []byte) ([][]byte, error) {
 	var out [][]byte
 	for {
 		var block *pem.Block
@@ -272,12 +282,12 @@ func ReadCerts(name string) ([][]byte, error) {
 			break
 		}
 		if block.Type != "CERTIFICATE" {
-			return nil, fmt.Errorf("keyfile: %s: a %q block, want certificates", filepath.Base(name), block.Type)
+			return nil, fmt.Errorf("a %q block, want certificates", block.Type)
 		}
 		out = append(out, block.Bytes)
 	}
 	if len(out) == 0 || len(bytes.TrimSpace(b)) != 0 {
-		return nil, fmt.Errorf("keyfile: %s: want PEM certificates and nothing else", name)
+		return nil, errors.New("want PEM certificates and nothing else")
 	}
 	return out, nil
 }

@@ -89,12 +89,17 @@ func Server(certs []tls.Certificate, trusts Trusts, keyLog io.Writer, accept ...
 	}
 }
 
-// Client returns the TLS configuration of a client presenting cert that
-// accepts a server certificate of one of the accepted types.
-func Client(cert tls.Certificate, trusts Trusts, keyLog io.Writer, accept ...protocol.CertType) *tls.Config {
+// Client returns the TLS configuration of a client presenting cert (nil:
+// none, as before a party's first registration) that accepts a server
+// certificate of one of the accepted types.
+func Client(cert *tls.Certificate, trusts Trusts, keyLog io.Writer, accept ...protocol.CertType) *tls.Config {
+	var certs []tls.Certificate
+	if cert != nil {
+		certs = []tls.Certificate{*cert}
+	}
 	return &tls.Config{
 		MinVersion:         tls.VersionTLS13,
-		Certificates:       []tls.Certificate{cert},
+		Certificates:       certs,
 		InsecureSkipVerify: true, // replaced by VerifyConnection, see the package documentation
 		KeyLogWriter:       keyLog,
 		VerifyConnection: func(cs tls.ConnectionState) error {
