@@ -24,6 +24,8 @@ type Shopper struct {
 	Suite protocol.Suite
 	// KeyLog receives the TLS secrets (SSLKEYLOGFILE); nil: none.
 	KeyLog io.Writer
+	// Wire records the messages exchanged with merchants; nil: none.
+	Wire *agent.WireLog
 	// Rand and Now can be fixed for reproducible runs.
 	Rand io.Reader
 	Now  func() time.Time
@@ -58,10 +60,10 @@ func (s *Shopper) http() (*http.Client, error) {
 	if c == nil {
 		return nil, fmt.Errorf("the wallet has no %s credentials", s.suites()[0])
 	}
-	s.client = &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
+	s.client = &http.Client{Timeout: 60 * time.Second, Transport: s.Wire.Transport(&http.Transport{
 		TLSClientConfig:   mtls.Client(&c.TLS, s.Wallet.Trust.All, s.KeyLog, protocol.CertMerchantTLS),
 		ForceAttemptHTTP2: true,
-	}}
+	})}
 	return s.client, nil
 }
 

@@ -144,6 +144,10 @@ func (g *Gateway) tokenKey() (protocol.Secret, error) {
 	return k, nil
 }
 
+// TLSCertificate is the TLS certificate the gateway presents as a client
+// (to the CA server): that of its first suite.
+func (g *Gateway) TLSCertificate() tls.Certificate { return g.creds[g.Suites()[0]].TLS }
+
 // TLSConfig is the gateway server's TLS: its TLS certificates, and only
 // merchants' TLS certificates accepted as clients.
 func (g *Gateway) TLSConfig(keyLog io.Writer) *tls.Config {

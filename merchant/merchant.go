@@ -44,6 +44,8 @@ type Config struct {
 	// KeyLog receives the TLS secrets of the connections to the gateway
 	// (SSLKEYLOGFILE); nil: none.
 	KeyLog io.Writer
+	// Wire records the messages exchanged with the gateway; nil: none.
+	Wire *agent.WireLog
 	// Rand and Now can be fixed for reproducible runs.
 	Rand io.Reader
 	Now  func() time.Time
@@ -139,6 +141,10 @@ func (m *Merchant) Suites() []protocol.Suite { return m.trust.Suites() }
 
 // ID returns the merchant id its certificates carry.
 func (m *Merchant) ID() string { return m.creds[m.Suites()[0]].Sig.Cert.MerchantID() }
+
+// TLSCertificate is the TLS certificate the merchant presents as a client
+// (to the CA server): that of its first suite.
+func (m *Merchant) TLSCertificate() tls.Certificate { return m.creds[m.Suites()[0]].TLS }
 
 // TLSConfig is the merchant server's TLS: its TLS certificates, and only
 // cardholders' TLS certificates accepted as clients.

@@ -3,6 +3,7 @@ package agent
 import (
 	"database/sql"
 	"fmt"
+	"os"
 
 	_ "modernc.org/sqlite" // the "sqlite" driver: pure Go
 )
@@ -12,6 +13,9 @@ import (
 // a crash of the process or the machine), foreign keys on, and a busy
 // timeout. schema (CREATE ... IF NOT EXISTS statements) is applied.
 func OpenDB(path, schema string) (*sql.DB, error) {
+	if err := CreatePrivate(path); err != nil {
+		return nil, err
+	}
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
@@ -25,4 +29,15 @@ func OpenDB(path, schema string) (*sql.DB, error) {
 		return nil, fmt.Errorf("%s: schema: %w", path, err)
 	}
 	return db, nil
+}
+
+// CreatePrivate creates the file path 0600 if it does not exist, so that a
+// database SQLite then opens (and its -wal and -shm files, which take the
+// database's permissions) is readable by its party only.
+func CreatePrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }

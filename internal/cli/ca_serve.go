@@ -36,6 +36,7 @@ func caServeCommand(stdout io.Writer) *ucli.Command {
 			&ucli.StringFlag{Name: "dir", Usage: "the CA directory `DIR`", Required: true, TakesFile: true},
 			&ucli.StringFlag{Name: "passphrase-file", Usage: "read the passphrase of the CA's keys from `FILE` (its first line)", TakesFile: true},
 			&ucli.StringFlag{Name: "addr", Usage: "the `ADDRESS` of the setpay endpoints", Value: "127.0.0.1:8443"},
+			&ucli.StringFlag{Name: "addr-file", Usage: "write the address listened on to `FILE` once listening", TakesFile: true},
 			&ucli.StringFlag{Name: "step-addr", Usage: "the `ADDRESS` of smallstep's API (empty: none)", Value: "127.0.0.1:8444"},
 			&ucli.StringFlag{Name: "accounts", Usage: "the card accounts, a JSON array, in `FILE`", Required: true, TakesFile: true},
 			&ucli.StringFlag{Name: "enroll", Usage: "the merchant and gateway enrollments, a JSON array, in `FILE`", TakesFile: true},
@@ -88,6 +89,10 @@ func caServeCommand(stdout io.Writer) *ucli.Command {
 			}
 			ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if err := writeAddr(c.String("addr-file"), srv.Addr()); err != nil {
+				srv.Close()
+				return err
+			}
 			fmt.Fprintf(stdout, "serving https://%s\n", srv.Addr())
 			if a := srv.StepAddr(); a != "" {
 				fmt.Fprintf(stdout, "step API https://%s\n", a)

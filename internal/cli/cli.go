@@ -41,6 +41,10 @@ func Run(ctx context.Context, args []string, stdout io.Writer) error {
 		ErrWriter: os.Stderr,
 		Commands: []*ucli.Command{
 			caCommand(stdout),
+			gatewayCommand(stdout),
+			merchantCommand(stdout),
+			cardholderCommand(stdout),
+			demoCommand(stdout),
 			{
 				Name:  "codes",
 				Usage: "list the protocol error codes (the numbers an Error message carries)",
