@@ -66,7 +66,7 @@ func cardholderCommand(stdout io.Writer) *ucli.Command {
 						if w.Creds[s].Sig == nil {
 							what = "a TLS certificate (no signature certificate)"
 						}
-						fmt.Fprintf(stdout, "card %s registered (%s): %s in %s\n", pan, s, what, c.String("dir"))
+						fmt.Fprintf(stdout, "card ending %s registered (%s): %s in %s\n", last4(pan), s, what, c.String("dir"))
 					}
 					return nil
 				},
