@@ -25,8 +25,8 @@ import (
 //	ke.pem ke.key     the key-exchange certificate chain and key (merchant, gateway)
 //	tls.pem tls.key   the TLS certificate chain and key
 //
-// Keys are 0600 in 0700 directories (package keyfile), encrypted when the
-// store has a passphrase.
+// Every file is 0600 in 0700 directories (package keyfile); keys are
+// encrypted when the store has a passphrase.
 type Credentials struct {
 	Suite protocol.Suite
 	Roots [][]byte
@@ -77,13 +77,17 @@ func SaveCredentials(dir string, st keyfile.Store, c *Credentials, k Keys) error
 	if err := keyfile.MkdirAll(tmp); err != nil {
 		return err
 	}
+	// Certificates are public, but a wallet is written 0600 throughout.
+	writeCerts := func(name string, certs ...[]byte) error {
+		return keyfile.WriteFile(filepath.Join(tmp, name), keyfile.EncodeCerts(certs...), keyfile.PermKey)
+	}
 	write := func(name string, chain [][]byte, key any) error {
-		if err := keyfile.WriteCerts(filepath.Join(tmp, name+".pem"), chain...); err != nil {
+		if err := writeCerts(name+".pem", chain...); err != nil {
 			return err
 		}
 		return st.WriteKey(filepath.Join(tmp, name+".key"), c.Suite, key)
 	}
-	if err := keyfile.WriteCerts(filepath.Join(tmp, "root.pem"), c.Roots...); err != nil {
+	if err := writeCerts("root.pem", c.Roots...); err != nil {
 		return err
 	}
 	if c.Sig != nil {

@@ -53,9 +53,9 @@ type Registered struct {
 	PANSecret  protocol.Secret
 }
 
-// Pending is returned when the CA (the issuer) has not decided yet after
+// ErrPending is returned when the CA (the issuer) has not decided yet after
 // the follow-up inquiries.
-var Pending = errors.New("registration pending: the issuer has not decided yet; try again later")
+var ErrPending = errors.New("registration pending: the issuer has not decided yet; try again later")
 
 // Register runs the registration protocol with the CA server and returns
 // the issued credentials. Fresh keys come from r.Rand.
@@ -196,7 +196,7 @@ func Register(ctx context.Context, r *Registration) (*Registered, error) {
 		return nil, err
 	}
 	if issued == nil {
-		return nil, Pending
+		return nil, ErrPending
 	}
 	out.PANSecret = issued.PANSecret
 	if out.Credentials, err = NewCredentials(r.Suite, r.Roots, issued, out.Keys); err != nil {

@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"slices"
 	"sync"
 	"time"
 
@@ -145,13 +144,4 @@ func get(ctx context.Context, c *http.Client, url string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %s", url, resp.Status)
 	}
 	return b, nil
-}
-
-// rootsOf collects the roots of credentials by suite.
-func rootsOf(creds []*Credentials) map[protocol.Suite][][]byte {
-	m := map[protocol.Suite][][]byte{}
-	for _, c := range creds {
-		m[c.Suite] = slices.Clone(c.Roots)
-	}
-	return m
 }
