@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/setpay/setpay/internal/keyfile"
+	"github.com/setpay/setpay/protocol"
 )
 
 // WireLog records what a party sends and receives over HTTP, after TLS:
@@ -55,7 +56,7 @@ func (l *WireLog) Handler(h http.Handler) http.Handler {
 		return h
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		body, err := io.ReadAll(io.LimitReader(r.Body, wireLimit))
 		if err != nil {
 			http.Error(w, "reading the request: "+err.Error(), http.StatusBadRequest)
 			return
@@ -67,6 +68,11 @@ func (l *WireLog) Handler(h http.Handler) http.Handler {
 		l.record("out", r.URL.Path, rec.buf.Bytes())
 	})
 }
+
+// wireLimit bounds what is recorded and passed on: one byte more than a
+// message may have, so that the receiver still sees an oversized body as
+// oversized.
+const wireLimit = protocol.MaxMessageSize + 1
 
 type recorder struct {
 	http.ResponseWriter
@@ -100,7 +106,7 @@ func (l *WireLog) Transport(t http.RoundTripper) http.RoundTripper {
 		if err != nil {
 			return nil, err
 		}
-		body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		body, err := io.ReadAll(io.LimitReader(resp.Body, wireLimit))
 		resp.Body.Close()
 		if err != nil {
 			return nil, err
