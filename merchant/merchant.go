@@ -116,11 +116,11 @@ func Open(cfg Config) (*Merchant, error) {
 		return nil, fmt.Errorf("merchant: %w", err)
 	}
 	first := m.creds[m.Suites()[0]]
-	m.gw = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+	m.gw = &http.Client{Timeout: 30 * time.Second, Transport: cfg.Wire.Transport(&http.Transport{
 		TLSClientConfig:     mtls.Client(&first.TLS, m.trust.All, cfg.KeyLog, protocol.CertGatewayTLS),
 		ForceAttemptHTTP2:   true,
 		MaxIdleConnsPerHost: 64,
-	}}
+	})}
 	if m.store, err = openStore(filepath.Join(cfg.Dir, fileStore), m.now); err != nil {
 		return nil, fmt.Errorf("merchant: %w", err)
 	}

@@ -3,8 +3,8 @@ package cli
 import (
 	"context"
 	"crypto/ecdsa"
-	"crypto/tls"
 	"crypto/ed25519"
+	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"io"
@@ -248,4 +248,3 @@ func noArgs(c *ucli.Command) error {
 	}
 	return nil
 }
-

@@ -151,10 +151,10 @@ func cardholderCommand(stdout io.Writer) *ucli.Command {
 func purchaseError(err error) error {
 	var re *agent.RemoteError
 	if errors.As(err, &re) {
-		return fmt.Errorf("refused by the merchant: %s (code %d)%s", re.Data.Code, int(re.Data.Code), detail(re.Data.Detail))
+		return fmt.Errorf("refused by the merchant: %s (code %d)%s", re.Data.Code.String(), int(re.Data.Code), detail(re.Data.Detail))
 	}
 	if code := protocol.CodeOf(err); code != 0 {
-		return fmt.Errorf("the cardholder's check failed: %s (code %d): %w", code, int(code), err)
+		return fmt.Errorf("the cardholder's check failed: %s (code %d): %w", code.String(), int(code), err)
 	}
 	return err
 }

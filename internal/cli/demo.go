@@ -270,7 +270,7 @@ func (d *demo) waitCaptured(ctx context.Context, sh *cardholder.Shopper, mURL, o
 		case "captured":
 			return st, nil
 		case "capture-refused":
-			return nil, fmt.Errorf("the gateway refused the capture: %s (code %d)", protocol.Code(st.Code), st.Code)
+			return nil, fmt.Errorf("the gateway refused the capture: %s (code %d)", protocol.Code(st.Code).String(), st.Code)
 		}
 		if time.Now().After(deadline) {
 			return nil, fmt.Errorf("order %s still %s after 30 s; see %s", order, st.State, d.path("merchant", "log.txt"))
