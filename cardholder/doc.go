@@ -4,8 +4,9 @@
 // PInitReq, PReq, and the checks of PInitRes and PRes, over mutual TLS with
 // the merchant).
 //
-// A wallet registered without a signature certificate makes unsigned
-// purchases (no dual signature), which merchants may allow or refuse
+// Every registration certifies a signature key; a Shopper with Unsigned set
+// pays without it (no dual signature, as a cardholder without a
+// certificate would), which merchants may allow or refuse
 // (CodeCertRequired).
 //
 // The card data leaves the wallet only inside the PI, sealed to the

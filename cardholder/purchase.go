@@ -26,6 +26,10 @@ type Shopper struct {
 	KeyLog io.Writer
 	// Wire records the messages exchanged with merchants; nil: none.
 	Wire *agent.WireLog
+	// Unsigned pays without the cardholder certificate: the PReq carries
+	// no dual signature and the PI no PANSecret, as for a cardholder that
+	// has no certificate. Merchants may refuse it (CodeCertRequired).
+	Unsigned bool
 	// Rand and Now can be fixed for reproducible runs.
 	Rand io.Reader
 	Now  func() time.Time
@@ -181,8 +185,12 @@ func (s *Shopper) Buy(ctx context.Context, merchantURL string, o merchant.OrderR
 	if err != nil {
 		return rec, err
 	}
+	key := s.Wallet.Creds[su].Sig
+	if s.Unsigned {
+		key, card.CardSecret, card.PANSecret = nil, protocol.Secret{}, protocol.Secret{}
+	}
 	p := &protocol.PReqParams{Terms: terms, ChallC: pinitReq.ChallC, BrandID: brand, BIN: bin, OD: []byte(agreed.Description),
-		PurchAmt: protocol.Amount{Currency: uint16(agreed.Currency), Value: agreed.Amount}, Card: card, Key: s.Wallet.Creds[su].Sig, Rand: rnd}
+		PurchAmt: protocol.Amount{Currency: uint16(agreed.Currency), Value: agreed.Amount}, Card: card, Key: key, Rand: rnd}
 	for _, b := range [][]byte{p.RRPID[:], p.ODSalt[:], p.EXNonce[:]} {
 		if _, err := io.ReadFull(rnd, b); err != nil {
 			return rec, err

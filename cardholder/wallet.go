@@ -145,7 +145,7 @@ func (w *Wallet) card(s protocol.Suite) (protocol.Card, error) {
 	c := protocol.Card{PAN: pan, CardExpiry: w.Card.Expiry}
 	sec := w.Card.Secrets[s.String()]
 	if w.Creds[s].Sig == nil {
-		return c, nil // no certificate: both secrets are zero
+		return c, nil // no signature certificate: both secrets are zero
 	}
 	for _, x := range []struct {
 		hex string

@@ -2,6 +2,7 @@ package merchant
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -23,7 +24,7 @@ type CaptureResult struct {
 // sent again first, byte for byte, so the gateway answers them from its
 // ledger and captures nothing twice. Each batch is recorded before it is
 // sent.
-func (m *Merchant) Capture(ctx context.Context) (CaptureResult, error) {
+func (m *Merchant) Capture(ctx context.Context) (_ CaptureResult, err error) {
 	m.capMu.Lock()
 	defer m.capMu.Unlock()
 	var r CaptureResult
@@ -31,11 +32,20 @@ func (m *Merchant) Capture(ctx context.Context) (CaptureResult, error) {
 	if err != nil {
 		return r, err
 	}
+	// A batch that cannot be settled now (the gateway is down, or its
+	// answer does not verify) stays recorded and is resent at the next run;
+	// it does not hold up new batches.
+	var unsettled []error
 	for _, b := range open {
 		if err := m.sendBatch(ctx, b, &r); err != nil {
-			return r, err
+			unsettled = append(unsettled, err)
 		}
 	}
+	defer func() {
+		if len(unsettled) > 0 {
+			err = errors.Join(append(unsettled, err)...)
+		}
+	}()
 	for _, s := range m.Suites() {
 		for {
 			orders, err := m.store.toCapture(ctx, s, protocol.MaxCapItems)
@@ -129,8 +139,8 @@ func (m *Merchant) sendBatch(ctx context.Context, b *batch, r *CaptureResult) er
 	return nil
 }
 
-// CaptureEvery runs Capture every interval until ctx is done, logging
-// failures (what failed is retried at the next run).
+// CaptureEvery runs Resume and Capture every interval until ctx is done,
+// logging failures (what failed is retried at the next run).
 func (m *Merchant) CaptureEvery(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -139,6 +149,11 @@ func (m *Merchant) CaptureEvery(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			if n, err := m.Resume(ctx); err != nil && ctx.Err() == nil {
+				m.log.Warn("resuming authorizations failed", "err", err)
+			} else if n > 0 {
+				m.log.Info("resumed authorizations", "orders", n)
+			}
 			if r, err := m.Capture(ctx); err != nil && ctx.Err() == nil {
 				m.log.Warn("capture failed; retrying at the next run", "err", err)
 			} else if r.Batches > 0 {

@@ -66,6 +66,9 @@ type Merchant struct {
 	trust     *agent.TrustStore
 	store     *store
 	gw        *http.Client
+	// gwTransport is gw's transport, under cfg.Wire's recording if any
+	// (which hides it from gw.CloseIdleConnections).
+	gwTransport *http.Transport
 
 	gwMu    sync.Mutex
 	gwCerts map[protocol.Suite]*gatewayCert
@@ -116,11 +119,12 @@ func Open(cfg Config) (*Merchant, error) {
 		return nil, fmt.Errorf("merchant: %w", err)
 	}
 	first := m.creds[m.Suites()[0]]
-	m.gw = &http.Client{Timeout: 30 * time.Second, Transport: cfg.Wire.Transport(&http.Transport{
+	m.gwTransport = &http.Transport{
 		TLSClientConfig:     mtls.Client(&first.TLS, m.trust.All, cfg.KeyLog, protocol.CertGatewayTLS),
 		ForceAttemptHTTP2:   true,
 		MaxIdleConnsPerHost: 64,
-	})}
+	}
+	m.gw = &http.Client{Timeout: 30 * time.Second, Transport: cfg.Wire.Transport(m.gwTransport)}
 	if m.store, err = openStore(filepath.Join(cfg.Dir, fileStore), m.now); err != nil {
 		return nil, fmt.Errorf("merchant: %w", err)
 	}
@@ -129,7 +133,7 @@ func Open(cfg Config) (*Merchant, error) {
 
 // Close closes the order store.
 func (m *Merchant) Close() error {
-	m.gw.CloseIdleConnections()
+	m.gwTransport.CloseIdleConnections()
 	return m.store.close()
 }
 
@@ -294,7 +298,9 @@ func (m *Merchant) gatewayCert(ctx context.Context, s protocol.Suite) (*gatewayC
 	return g, nil
 }
 
-// fail logs a refusal and returns the Error to answer the cardholder with.
+// fail logs a refusal and returns the Error to answer the cardholder with,
+// signed under suite s or, for an order that has no suite yet, the
+// merchant's first.
 func (m *Merchant) fail(in []byte, s protocol.Suite, err error) []byte {
 	code := agent.Code(err)
 	if code == 0 {
@@ -306,9 +312,8 @@ func (m *Merchant) fail(in []byte, s protocol.Suite, err error) []byte {
 	if errors.As(err, &re) {
 		err = &protocol.CheckError{Code: re.Data.Code, Detail: "gateway: " + re.Data.Detail}
 	}
-	var key *protocol.SigningKey
-	if k := m.keys[s]; k != nil {
-		key = k.Sig
+	if m.keys[s] == nil {
+		s = m.Suites()[0]
 	}
-	return agent.ErrorReply(err, in, s, key, agent.Nonce(m.rand), m.now())
+	return agent.ErrorReply(err, in, s, m.keys[s].Sig, agent.Nonce(m.rand), m.now())
 }

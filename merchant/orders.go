@@ -29,6 +29,7 @@ CREATE TABLE IF NOT EXISTS orders (
 	preq        BLOB,                -- hash of the PReq being answered
 	authreq     BLOB,                -- the AuthReq sent (DER MessageWrapper), resent as is on a retry
 	authreq_data BLOB,               -- its AuthReqData (DER), to check AuthRes
+	oidata      BLOB,                -- the PReq's OIData (DER), to answer it with PRes
 	authres_data BLOB,               -- the verified AuthResData (DER): the CapToken for capture
 	pres        BLOB,                -- the answer to the PReq (DER MessageWrapper: PRes or Error)
 	code        INTEGER NOT NULL DEFAULT 0, -- why the order failed, a protocol code
@@ -95,6 +96,7 @@ type order struct {
 	PReq        []byte
 	AuthReq     []byte
 	AuthReqData []byte
+	OIData      []byte
 	AuthResData []byte
 	PRes        []byte
 	Code        int
@@ -105,12 +107,12 @@ type order struct {
 }
 
 const orderColumns = `id, description, currency, amount, buyer, state, suite, xid, pinitreq, pinitres, preq, authreq,
-	authreq_data, authres_data, pres, code, reason, auth_amount, batch, captured`
+	authreq_data, oidata, authres_data, pres, code, reason, auth_amount, batch, captured`
 
 func scanOrder(row interface{ Scan(...any) error }) (*order, error) {
 	o := &order{}
 	err := row.Scan(&o.ID, &o.Description, &o.Amount.Currency, &o.Amount.Value, &o.Buyer, &o.State, &o.Suite, &o.XID,
-		&o.PInitReq, &o.PInitRes, &o.PReq, &o.AuthReq, &o.AuthReqData, &o.AuthResData, &o.PRes, &o.Code, &o.Reason,
+		&o.PInitReq, &o.PInitRes, &o.PReq, &o.AuthReq, &o.AuthReqData, &o.OIData, &o.AuthResData, &o.PRes, &o.Code, &o.Reason,
 		&o.AuthAmount, &o.Batch, &o.Captured)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
@@ -137,7 +139,7 @@ func (st *store) get(ctx context.Context, id string) (*order, error) {
 func (st *store) update(ctx context.Context, id, from string, set map[string]any) (bool, error) {
 	q := `UPDATE orders SET updated = ?`
 	args := []any{st.stamp()}
-	for _, col := range []string{"state", "suite", "xid", "pinitreq", "pinitres", "preq", "authreq", "authreq_data",
+	for _, col := range []string{"state", "suite", "xid", "pinitreq", "pinitres", "preq", "authreq", "authreq_data", "oidata",
 		"authres_data", "pres", "code", "reason", "auth_amount"} {
 		if v, ok := set[col]; ok {
 			q += `, ` + col + ` = ?`
@@ -157,8 +159,16 @@ func (st *store) update(ctx context.Context, id, from string, set map[string]any
 // toCapture returns up to n authorized orders of suite s not yet in a
 // batch, oldest first.
 func (st *store) toCapture(ctx context.Context, s protocol.Suite, n int) ([]*order, error) {
-	rows, err := st.db.QueryContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE state = ? AND suite = ? ORDER BY updated, id LIMIT ?`,
-		stateAuthorized, s, n)
+	return st.orders(ctx, `WHERE state = ? AND suite = ? ORDER BY updated, id LIMIT ?`, stateAuthorized, s, n)
+}
+
+// inState returns the orders in state, oldest first.
+func (st *store) inState(ctx context.Context, state string) ([]*order, error) {
+	return st.orders(ctx, `WHERE state = ? ORDER BY updated, id`, state)
+}
+
+func (st *store) orders(ctx context.Context, where string, args ...any) ([]*order, error) {
+	rows, err := st.db.QueryContext(ctx, `SELECT `+orderColumns+` FROM orders `+where, args...)
 	if err != nil {
 		return nil, err
 	}

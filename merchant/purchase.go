@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 
@@ -104,7 +105,7 @@ func (m *Merchant) preq(ctx context.Context, o *order, req *protocol.PReq, in []
 	case o.PRes != nil:
 		return o.PRes // answered: the same PReq again
 	case o.State == stateAuthorizing:
-		return m.authorize(ctx, o, req, in)
+		return m.authorize(ctx, o, &req.OIData, in)
 	}
 	w, err := protocol.Parse(o.PInitRes)
 	if err != nil {
@@ -134,22 +135,37 @@ func (m *Merchant) preq(ctx context.Context, o *order, req *protocol.PReq, in []
 	now := m.now().UTC().Truncate(time.Second)
 	o.AuthReq = protocol.NewWrapper(authReq, now, &p.TransIDs, &p.RRPID).Marshal()
 	o.AuthReqData = protocol.Encode(&data)
-	ok, err := m.store.update(ctx, o.ID, stateInitiated, map[string]any{"state": stateAuthorizing, "preq": h, "authreq": o.AuthReq, "authreq_data": o.AuthReqData})
+	ok, err := m.store.update(ctx, o.ID, stateInitiated, map[string]any{"state": stateAuthorizing, "preq": h, "authreq": o.AuthReq,
+		"authreq_data": o.AuthReqData, "oidata": protocol.Encode(&req.OIData)})
 	if err != nil {
 		return m.fail(in, s, err)
 	}
 	if !ok {
+		// Another copy of a PReq moved the order on meanwhile: if it was
+		// this PReq, answer as for a retry (its AuthReq, not this one, is
+		// the one recorded); otherwise it is another PReq.
+		now, err := m.store.get(ctx, o.ID)
+		if err != nil {
+			return m.fail(in, s, err)
+		}
+		if now != nil && string(now.PReq) == string(h) && (now.PRes != nil || now.State == stateAuthorizing) {
+			return m.preq(ctx, now, req, in)
+		}
 		return m.fail(in, s, &protocol.CheckError{Code: protocol.CodeReplay, Detail: "this order is being paid by another PReq"})
 	}
 	o.State, o.PReq = stateAuthorizing, h
-	return m.authorize(ctx, o, req, in)
+	return m.authorize(ctx, o, &req.OIData, in)
 }
 
 // refuse records that a check of the PReq failed and answers with the
 // Error; a retry of the same PReq gets the same answer.
 func (m *Merchant) refuse(ctx context.Context, o *order, in []byte, err error) []byte {
 	out := m.fail(in, o.Suite, err)
-	if _, uerr := m.store.update(ctx, o.ID, o.State, map[string]any{"state": stateRefused, "preq": hashOf(in), "pres": out, "code": int(agent.Code(err))}); uerr != nil {
+	set := map[string]any{"state": stateRefused, "pres": out, "code": int(agent.Code(err))}
+	if o.PReq == nil { // refused by the merchant's own checks; else the PReq is recorded
+		set["preq"] = hashOf(in)
+	}
+	if _, uerr := m.store.update(ctx, o.ID, o.State, set); uerr != nil {
 		m.log.Error("recording a refusal", "order", o.ID, "err", uerr)
 	}
 	return out
@@ -159,8 +175,10 @@ func (m *Merchant) refuse(ctx context.Context, o *order, in []byte, err error) [
 const gatewayRetries = 4
 
 // authorize sends the recorded AuthReq (retrying while the gateway is
-// unavailable), checks the AuthRes and answers the cardholder with PRes.
-func (m *Merchant) authorize(ctx context.Context, o *order, req *protocol.PReq, in []byte) []byte {
+// unavailable), checks the AuthRes and answers the cardholder with PRes,
+// for the PReq whose OIData is oi (in is the PReq's DER, nil when Resume
+// settles an order no cardholder is waiting for).
+func (m *Merchant) authorize(ctx context.Context, o *order, oi *protocol.OIData, in []byte) []byte {
 	s := o.Suite
 	gw, err := m.gatewayCert(ctx, s)
 	if err != nil {
@@ -202,16 +220,16 @@ func (m *Merchant) authorize(ctx context.Context, o *order, req *protocol.PReq, 
 	set := map[string]any{"authres_data": protocol.Encode(d)}
 	var pres *protocol.PRes
 	if d.Result == protocol.AuthApproved {
-		pres, err = protocol.NewPRes(m.keys[s].Sig, &req.OIData, protocol.PurchApproved, &d.AuthAmt, 0)
+		pres, err = protocol.NewPRes(m.keys[s].Sig, oi, protocol.PurchApproved, &d.AuthAmt, 0)
 		set["state"], set["auth_amount"] = stateAuthorized, d.AuthAmt.Value
 	} else {
-		pres, err = protocol.NewPRes(m.keys[s].Sig, &req.OIData, protocol.PurchDeclined, nil, d.Reason)
+		pres, err = protocol.NewPRes(m.keys[s].Sig, oi, protocol.PurchDeclined, nil, d.Reason)
 		set["state"], set["reason"] = stateDeclined, int(d.Reason)
 	}
 	if err != nil {
 		return m.fail(in, s, err)
 	}
-	out := protocol.NewWrapper(pres, m.now().UTC().Truncate(time.Second), &req.OIData.TransIDs, &req.OIData.RRPID).Marshal()
+	out := protocol.NewWrapper(pres, m.now().UTC().Truncate(time.Second), &oi.TransIDs, &oi.RRPID).Marshal()
 	set["pres"] = out
 	if _, err := m.store.update(ctx, o.ID, stateAuthorizing, set); err != nil {
 		return m.fail(in, s, err)
@@ -228,4 +246,29 @@ func retryable(err error) bool {
 		return re.Data.Code == protocol.CodeUnavailable
 	}
 	return true
+}
+
+// Resume settles the orders left authorizing (the merchant stopped, or the
+// gateway did not answer, after the AuthReq was recorded and before its
+// answer was): it sends each recorded AuthReq again, byte for byte, and
+// records the outcome and the PRes, so that an approved authorization is
+// captured even if the cardholder never retries. It returns how many
+// orders it settled.
+func (m *Merchant) Resume(ctx context.Context) (int, error) {
+	orders, err := m.store.inState(ctx, stateAuthorizing)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, o := range orders {
+		oi, err := protocol.Decode[protocol.OIData](o.OIData)
+		if err != nil {
+			return n, fmt.Errorf("order %s: %w", o.ID, err)
+		}
+		m.authorize(ctx, o, oi, nil)
+		if now, err := m.store.get(ctx, o.ID); err == nil && now != nil && now.State != stateAuthorizing {
+			n++
+		}
+	}
+	return n, nil
 }

@@ -39,9 +39,6 @@ type Registration struct {
 	// PAN and Expiry (YYYYMM) of a cardholder's card.
 	PAN    protocol.PAN
 	Expiry string
-	// NoSignature: a cardholder asks for no signature certificate (it
-	// will make unsigned purchases where merchants allow them).
-	NoSignature bool
 }
 
 // Registered is the outcome of a registration.
@@ -153,12 +150,13 @@ func Register(ctx context.Context, r *Registration) (*Registered, error) {
 	default:
 		return nil, fmt.Errorf("cannot register a %s", r.Role)
 	}
-	if r.Role != protocol.RoleCardholder || !r.NoSignature {
-		if out.Keys.Sig, err = keyfile.NewSigningKey(r.Rand, r.Suite); err != nil {
-			return nil, err
-		}
-		params.SignatureKey = out.Keys.Sig
+	// Every party gets a signature certificate: the CertReq is signed with
+	// the new key (proof of possession). A cardholder may still pay without
+	// it (cardholder.Shopper.Unsigned).
+	if out.Keys.Sig, err = keyfile.NewSigningKey(r.Rand, r.Suite); err != nil {
+		return nil, err
 	}
+	params.SignatureKey = out.Keys.Sig
 	// TLS keys are ECDSA P-256 in both suites: every TLS stack and
 	// Wireshark know them.
 	tlsKey, err := keyfile.NewP256Key(r.Rand)

@@ -30,8 +30,7 @@ func cardholderCommand(stdout io.Writer) *ucli.Command {
 					"Example:\n   setpay cardholder register --dir ./wallet --roots ./ca/pq/root.pem --pan 4111111111111111 --expiry 203012 --code 1234",
 				Flags: append(registerFlags(), dirFlag("cardholder", "SETPAY_CARDHOLDER_DIR"),
 					&ucli.StringFlag{Name: "pan", Usage: "the card number", Required: true, Sources: ucli.EnvVars("SETPAY_PAN")},
-					&ucli.StringFlag{Name: "expiry", Usage: "the card's expiry, YYYYMM", Required: true},
-					&ucli.BoolFlag{Name: "no-signature", Usage: "ask for no signature certificate: purchases will not be dual-signed"}),
+					&ucli.StringFlag{Name: "expiry", Usage: "the card's expiry, YYYYMM", Required: true}),
 				Action: func(ctx context.Context, c *ucli.Command) error {
 					if err := noArgs(c); err != nil {
 						return err
@@ -57,16 +56,12 @@ func cardholderCommand(stdout io.Writer) *ucli.Command {
 					}
 					for _, s := range suites {
 						r := registration(c, protocol.RoleCardholder, s, roots, kl)
-						r.PAN, r.Expiry, r.NoSignature = pan, c.String("expiry"), c.Bool("no-signature")
+						r.PAN, r.Expiry = pan, c.String("expiry")
 						w, err := cardholder.Register(ctx, c.String("dir"), &cardholder.RegisterParams{Registration: *r, Keys: ks})
 						if err != nil {
 							return errRejected{fmt.Errorf("cardholder registration (%s): %w", s, err)}
 						}
-						what := "signature and TLS certificates"
-						if w.Creds[s].Sig == nil {
-							what = "a TLS certificate (no signature certificate)"
-						}
-						fmt.Fprintf(stdout, "card ending %s registered (%s): %s in %s\n", last4(pan), s, what, c.String("dir"))
+						fmt.Fprintf(stdout, "card ending %s registered (%s): signature and TLS certificates in %s\n", last4(pan), s, w.Dir)
 					}
 					return nil
 				},
@@ -86,6 +81,7 @@ func cardholderCommand(stdout io.Writer) *ucli.Command {
 					&ucli.StringFlag{Name: "order", Usage: "a custom order's description `TEXT`"},
 					&ucli.StringFlag{Name: "amount", Usage: "a custom order's amount, e.g. 42.00"},
 					&ucli.StringFlag{Name: "suite", Usage: "offer only this suite (default: every suite of the wallet)"},
+					&ucli.BoolFlag{Name: "unsigned", Usage: "pay without the cardholder certificate (no dual signature); merchants may refuse (code 47)"},
 				},
 				Action: func(ctx context.Context, c *ucli.Command) error {
 					if err := noArgs(c); err != nil {
@@ -123,7 +119,7 @@ func cardholderCommand(stdout io.Writer) *ucli.Command {
 					if err != nil {
 						return err
 					}
-					sh := &cardholder.Shopper{Wallet: w, KeyLog: kl, Wire: wire}
+					sh := &cardholder.Shopper{Wallet: w, KeyLog: kl, Wire: wire, Unsigned: c.Bool("unsigned")}
 					if n := c.String("suite"); n != "" {
 						if sh.Suite, err = protocol.ParseSuite(n); err != nil {
 							return err
