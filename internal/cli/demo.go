@@ -249,7 +249,9 @@ func (d *demo) run(ctx context.Context) error {
 	d.say("CapReq -> CapRes: the merchant captured EUR %s at the gateway; the acquirer recorded it", formatAmount(st.Captured))
 
 	fmt.Fprintf(d.out, "\nthe merchant never received the card number; the gateway never received the order description.\n")
-	fmt.Fprintf(d.out, "each party's recorded messages: %s/{cardholder,merchant,gateway}/wire\n", d.dir)
+	if d.tmp == "" || d.keep {
+		fmt.Fprintf(d.out, "each party's recorded messages: %s/{cardholder,merchant,gateway}/wire\n", d.dir)
+	}
 	if d.keep {
 		d.printKeep(caURL, gwURL, mURL)
 	}
@@ -285,7 +287,7 @@ func (d *demo) printKeep(caURL, gwURL, mURL string) {
 		fmt.Fprintf(d.out, "  %-9s pid %d, log %s\n", p.name, p.cmd.Process.Pid, p.log)
 	}
 	fmt.Fprintf(d.out, "  CA %s, gateway %s, merchant %s\n", caURL, gwURL, mURL)
-	fmt.Fprintf(d.out, "buy again:\n  setpay cardholder buy --dir %s --merchant %s --sku set-book\n", d.path("cardholder", "wallet"), mURL)
+	fmt.Fprintf(d.out, "buy again (with setpay built: go build -o setpay ./cmd/setpay):\n  setpay cardholder buy --dir %s --merchant %s --sku set-book\n", d.path("cardholder", "wallet"), mURL)
 	var pids []string
 	for _, p := range d.procs {
 		pids = append(pids, fmt.Sprint(p.cmd.Process.Pid))
