@@ -155,11 +155,20 @@ func openPI(ke *KeyExchangeKey, s Suite, pi *PI, xid XID) (*PIContent, error) {
 	if pi.Sealed.Recipient != ke.Cert.Thumb {
 		return nil, fail(CodeWrongGateway, "the PI is sealed to another gateway")
 	}
+	return ke.OpenPI(pi, xid)
+}
+
+// OpenPI tries to open a PI of transaction xid with k, whoever the PI names
+// as its recipient: it succeeds only with the key the cardholder sealed it
+// to (CodeDecrypt otherwise). The gateway calls it through VerifyAuthReq,
+// after checking that the PI names it; the teaching walkthrough calls it to
+// show that the merchant's own key opens nothing.
+func (k *KeyExchangeKey) OpenPI(pi *PI, xid XID) (*PIContent, error) {
 	label := labelSealPIUnsig
 	if pi.DualSigned() {
 		label = labelSealPIDual
 	}
-	pt, err := ke.open(&pi.Sealed, s, label, piAAD(xid))
+	pt, err := k.open(&pi.Sealed, pi.Sealed.Suite, label, piAAD(xid))
 	if err != nil {
 		return nil, failWrap(CodeDecrypt, err, "the PI does not open for this transaction")
 	}
