@@ -46,7 +46,12 @@ func demoCommand(stdout io.Writer) *ucli.Command {
 			"waits for the merchant to capture it, and prints each step. Every link is HTTPS with mutual TLS.\n" +
 			"Each party's database, logs and recorded messages are kept in --data-dir (DIR/ca, DIR/gateway,\n" +
 			"DIR/merchant, DIR/cardholder); without it a temporary directory is used and removed.\n\n" +
-			"Example:\n   setpay demo --data-dir ./run --order \"2 x tea\" --amount 25.00",
+			"The walkthrough (--step, --seed, --attack, --trace, --mermaid, --der-dir) runs the same purchase in\n" +
+			"one process with the protocol code every agent uses, on a fixed clock and seeded randomness, so that\n" +
+			"every byte is reproducible, and shows each message's fields, what each party can read, and each\n" +
+			"check. --attack NAME exits 0 when the attack is caught by the check expected, 1 otherwise.\n\n" +
+			"Examples:\n   setpay demo --data-dir ./run --order \"2 x tea\" --amount 25.00\n" +
+			"   setpay demo --step --seed 42\n   setpay demo --attack tamper-ds\n   setpay demo --attack list",
 		Flags: []ucli.Flag{
 			&ucli.StringFlag{Name: "data-dir", Usage: "keep every party's files in `DIR` (must be empty or absent)", TakesFile: true},
 			&ucli.StringFlag{Name: "pan", Usage: "the card number", Value: "4111111111111111"},
@@ -54,10 +59,21 @@ func demoCommand(stdout io.Writer) *ucli.Command {
 			&ucli.StringFlag{Name: "amount", Usage: "the amount, in euros", Value: "42.00"},
 			&ucli.StringFlag{Name: "suite", Usage: "the suite: pq (Ed25519, X-Wing) or nist (ECDSA P-256, DHKEM P-256)", Value: "pq"},
 			&ucli.BoolFlag{Name: "keep", Usage: "leave the agents running and print how to reach them"},
+			// The walkthrough (see lessonFlags).
+			&ucli.BoolFlag{Name: "step", Usage: "walk through the purchase one message at a time (Enter: next, q: quit)"},
+			&ucli.Uint64Flag{Name: "seed", Usage: "the seed of every random value of the walkthrough: the same seed, the same bytes"},
+			&ucli.StringFlag{Name: "attack", Usage: "run the walkthrough with attack `NAME` and show the check that catches it (list: the attacks)"},
+			&ucli.BoolFlag{Name: "no-color", Usage: "plain text, no colours"},
+			&ucli.StringFlag{Name: "trace", Usage: "write the walkthrough, every message and view, as JSON to `FILE` (docs/TRACE.md)", TakesFile: true},
+			&ucli.StringFlag{Name: "mermaid", Usage: "write the walkthrough as a Mermaid sequence diagram to `FILE`", TakesFile: true},
+			&ucli.StringFlag{Name: "der-dir", Usage: "write each message of the walkthrough to `DIR`, one .der file each", TakesFile: true},
 		},
 		Action: func(ctx context.Context, c *ucli.Command) error {
 			if err := noArgs(c); err != nil {
 				return err
+			}
+			if isLesson(c) {
+				return runLesson(ctx, c, stdout)
 			}
 			d := &demo{out: stdout, keep: c.Bool("keep")}
 			var err error

@@ -85,8 +85,14 @@ func valueField(name string, v reflect.Value) Field {
 		f.Value = fmt.Sprintf("%d certificates", v.Len())
 	case v.Kind() == reflect.Struct:
 		f.Fields = structFields(v)
+	case v.Kind() == reflect.Slice && v.Type().Elem() == typeSuite:
+		var names []string
+		for i := range v.Len() {
+			names = append(names, v.Index(i).Interface().(protocol.Suite).String())
+		}
+		f.Value = strings.Join(names, ", ")
 	case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.Uint8:
-		f.Value = hexValue(v.Bytes())
+		f.Value = bytesValue(v.Bytes())
 	case v.Kind() == reflect.Array && v.Type().Elem().Kind() == reflect.Uint8:
 		b := make([]byte, v.Len())
 		reflect.Copy(reflect.ValueOf(b), v)
@@ -126,6 +132,17 @@ func certField(der []byte) Field {
 		f.Value = fmt.Sprintf("%q (%d bytes)", x.Subject.CommonName, len(der))
 	}
 	return f
+}
+
+// bytesValue shows an identifier: as text when it is printable ASCII
+// (local ids), in hex otherwise.
+func bytesValue(b []byte) string {
+	for _, c := range b {
+		if c < 0x20 || c > 0x7e {
+			return hexValue(b)
+		}
+	}
+	return fmt.Sprintf("%q (%s)", b, hex.EncodeToString(b))
 }
 
 func hexValue(b []byte) string {

@@ -351,10 +351,10 @@ func (r *run) steps() error {
 	}
 	st.DER = wire(sentPReq, r.now, &sentPReq.OIData.TransIDs, &sentPReq.OIData.RRPID)
 	st.Fields = fieldsOf(sentPReq)
-	piContent := protocol.PIContent{PIData: r.lastPIData, OIMD: preq.OIMD}
 	st.Views = views(
 		sender(text("orderDescription", r.o.Order, "the order the cardholder agreed; it never travels, only its hash HOD does"),
-			named("oiData", &preq.PReq.OIData), named("piContent", &piContent), named("dualSignature", preq.PReq.PI.DualSignature)),
+			named("oiData", &preq.PReq.OIData), named("piHead", &r.lastPIData.PIHead), named("panData", &r.lastPIData.PANData),
+			named("dualSignature", preq.PReq.PI.DualSignature)),
 		View{Role: "receiver", Readable: concat(
 			text("orderDescription", r.o.Order, "the merchant agreed it with the cardholder: it checks HOD against it"),
 			named("oiData", &sentPReq.OIData), text("pimd", hex.EncodeToString(sentPReq.PIMD[:]), notes["pimd"])),
