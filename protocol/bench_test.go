@@ -129,3 +129,87 @@ func BenchmarkParse(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkParties measures each party's handling of each purchase message
+// in each suite, as the agents call it: building a message (New…) and
+// checking a received one (Verify…), with allocations. With BenchmarkPReq
+// (the cryptographic operations alone) it shows what each step costs on
+// top of its cryptography.
+//
+//	go test ./protocol -run '^$' -bench Parties -benchmem
+func BenchmarkParties(b *testing.B) {
+	for _, s := range Suites {
+		f := newFlow(b, s)
+		f.run()
+		tr := f.trust()
+		bench := func(name string, fn func() error) {
+			b.Run(s.String()+"/"+name, func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if err := fn(); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+		bench("account-hash", func() error {
+			AccountHash(s, f.card.PAN, f.card.CardExpiry, f.card.PANSecret)
+			return nil
+		})
+		bench("merchant-NewPInitRes", func() error {
+			_, err := NewPInitRes(&PInitResParams{Req: f.pinitReq, Suite: s, Key: f.p.Merchant.Sig, Gateway: f.p.Gateway.KE.Chain,
+				LIDM: []byte("M-42"), XID: f.pinitRes.Data.TransIDs.XID, ChallM: f.pinitRes.Data.ChallM, PReqDate: testpki.Epoch})
+			return err
+		})
+		bench("cardholder-VerifyPInitRes", func() error {
+			_, err := VerifyPInitRes(tr, f.pinitReq, f.pinitRes, nil)
+			return err
+		})
+		bench("merchant-VerifyPReq", func() error {
+			_, err := VerifyPReq(tr, &f.pinitRes.Data, &f.order, f.preq, false)
+			return err
+		})
+		bench("merchant-NewAuthReq", func() error {
+			_, err := NewAuthReq(&AuthReqParams{Keys: f.p.Merchant, Gateway: f.terms.Gateway, TransIDs: f.pinitRes.Data.TransIDs,
+				RRPID: f.auth.Request.RRPID, AuthAmt: f.authAmt, PReq: f.verified, PI: f.preq.PI, Rand: f.rnd})
+			return err
+		})
+		bench("gateway-VerifyAuthReq", func() error {
+			_, err := VerifyAuthReq(tr, f.p.Gateway, f.policy, f.authReq)
+			return err
+		})
+		bench("gateway-NewAuthRes", func() error {
+			_, err := NewAuthRes(f.p.Gateway, f.auth, &AuthDecision{Result: AuthApproved, AuthAmt: f.auth.Request.AuthAmt,
+				AuthCode: "A1B2C3", BankRef: []byte("hold-1")}, testpki.Epoch, f.rnd)
+			return err
+		})
+		bench("merchant-VerifyAuthRes", func() error {
+			_, err := VerifyAuthRes(tr, f.p.Merchant, f.terms.Gateway, f.authReqData(), f.authRes)
+			return err
+		})
+		bench("merchant-NewPRes", func() error {
+			_, err := NewPRes(f.p.Merchant.Sig, &f.preq.OIData, PurchApproved, &f.authData.AuthAmt, 0)
+			return err
+		})
+		bench("cardholder-VerifyPRes", func() error {
+			_, err := VerifyPRes(tr, f.terms, &f.preqRes.PReq.OIData, f.pres, nil)
+			return err
+		})
+		bench("merchant-NewCapReq", func() error {
+			_, _, err := NewCapReq(f.p.Merchant, f.terms.Gateway, f.capSent.RRPID, 7, f.capItems, f.rnd)
+			return err
+		})
+		bench("gateway-VerifyCapReq", func() error {
+			_, err := VerifyCapReq(tr, f.p.Gateway, f.capReq)
+			return err
+		})
+		bench("gateway-NewCapRes", func() error {
+			_, err := NewCapRes(f.p.Gateway, f.batch, f.capData.Items, f.rnd)
+			return err
+		})
+		bench("merchant-VerifyCapRes", func() error {
+			_, err := VerifyCapRes(tr, f.p.Merchant, f.terms.Gateway, f.capSent, f.capRes)
+			return err
+		})
+	}
+}
