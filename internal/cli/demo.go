@@ -46,12 +46,13 @@ func demoCommand(stdout io.Writer) *ucli.Command {
 			"waits for the merchant to capture it, and prints each step. Every link is HTTPS with mutual TLS.\n" +
 			"Each party's database, logs and recorded messages are kept in --data-dir (DIR/ca, DIR/gateway,\n" +
 			"DIR/merchant, DIR/cardholder); without it a temporary directory is used and removed.\n\n" +
-			"The walkthrough (--step, --seed, --attack, --trace, --mermaid, --der-dir) runs the same purchase in\n" +
+			"The walkthrough (--step, --seed, --attack, --trace, --mermaid, --der-dir, --web) runs the same purchase in\n" +
 			"one process with the protocol code every agent uses, on a fixed clock and seeded randomness, so that\n" +
 			"every byte is reproducible, and shows each message's fields, what each party can read, and each\n" +
 			"check. --attack NAME exits 0 when the attack is caught by the check expected, 1 otherwise.\n\n" +
 			"Examples:\n   setpay demo --data-dir ./run --order \"2 x tea\" --amount 25.00\n" +
-			"   setpay demo --step --seed 42\n   setpay demo --attack tamper-ds\n   setpay demo --attack list",
+			"   setpay demo --step --seed 42\n   setpay demo --attack tamper-ds\n   setpay demo --attack list\n" +
+			"   setpay demo --web --listen 127.0.0.1:8080",
 		Flags: []ucli.Flag{
 			&ucli.StringFlag{Name: "data-dir", Usage: "keep every party's files in `DIR` (must be empty or absent)", TakesFile: true},
 			&ucli.StringFlag{Name: "pan", Usage: "the card number", Value: "4111111111111111"},
@@ -67,6 +68,8 @@ func demoCommand(stdout io.Writer) *ucli.Command {
 			&ucli.StringFlag{Name: "trace", Usage: "write the walkthrough, every message and view, as JSON to `FILE` (docs/TRACE.md)", TakesFile: true},
 			&ucli.StringFlag{Name: "mermaid", Usage: "write the walkthrough as a Mermaid sequence diagram to `FILE`", TakesFile: true},
 			&ucli.StringFlag{Name: "der-dir", Usage: "write each message of the walkthrough to `DIR`, one .der file each", TakesFile: true},
+			&ucli.BoolFlag{Name: "web", Usage: "serve the walkthrough as a web page (all assets built in) until interrupted"},
+			&ucli.StringFlag{Name: "listen", Usage: "the `ADDRESS` of --web", Value: "127.0.0.1:8080"},
 		},
 		Action: func(ctx context.Context, c *ucli.Command) error {
 			if err := noArgs(c); err != nil {

@@ -3,10 +3,14 @@ package cli
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	ucli "github.com/urfave/cli/v3"
 
@@ -19,7 +23,7 @@ var stdin io.Reader = os.Stdin
 
 // lessonFlags are the demo flags that select the walkthrough instead of
 // the agents as processes.
-var lessonFlags = []string{"step", "seed", "attack", "trace", "mermaid", "der-dir"}
+var lessonFlags = []string{"step", "seed", "attack", "trace", "mermaid", "der-dir", "web", "listen"}
 
 func isLesson(c *ucli.Command) bool {
 	for _, f := range lessonFlags {
@@ -31,7 +35,7 @@ func isLesson(c *ucli.Command) bool {
 }
 
 // runLesson is the walkthrough: setpay demo --step, --attack, --trace, ...
-func runLesson(_ context.Context, c *ucli.Command, stdout io.Writer) error {
+func runLesson(ctx context.Context, c *ucli.Command, stdout io.Writer) error {
 	if c.String("attack") == "list" {
 		for _, a := range lesson.Attacks() {
 			fmt.Fprintf(stdout, "%-18s %s (caught by the %s, code %d)\n", a.Name, a.Summary, a.Party, uint16(a.Code))
@@ -50,6 +54,9 @@ func runLesson(_ context.Context, c *ucli.Command, stdout io.Writer) error {
 	}
 	if o.Amount, err = parseAmount(c.String("amount")); err != nil {
 		return err
+	}
+	if c.Bool("web") {
+		return serveLesson(ctx, c.String("listen"), o, stdout)
 	}
 	tr, err := lesson.Run(o)
 	if err != nil {
@@ -124,4 +131,33 @@ func isTerminal(w io.Writer) bool {
 	}
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// serveLesson serves the web walkthrough on addr until SIGINT or SIGTERM.
+// The page starts from o (seed, suite, order) and offers every attack.
+func serveLesson(ctx context.Context, addr string, o lesson.Options, stdout io.Writer) error {
+	if o.Attack != "" {
+		return fmt.Errorf("--web offers every attack on the page; drop --attack")
+	}
+	if _, err := lesson.Run(o); err != nil { // fail now, not on the first page load
+		return err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: lesson.Handler(o), ReadHeaderTimeout: 10 * time.Second}
+	ctx, stop := signalContext(ctx)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	fmt.Fprintf(stdout, "the walkthrough: http://%s/ (Ctrl-C to stop)\n", ln.Addr())
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
 }
