@@ -125,11 +125,14 @@ func WriteMessage(w http.ResponseWriter, der []byte) {
 
 // ErrorReply is the DER MessageWrapper of an Error message reporting err
 // about the message in (nil: none), signed with key if it is set. An error
-// without a protocol code is reported as CodeMalformed "internal error", so
-// that no local detail leaks.
+// without a protocol code is the receiver's own failure (a database write
+// failed, the disk is full): it is reported as CodeUnavailable "internal
+// error", so that no local detail leaks and the sender sends the same bytes
+// again later rather than taking it as a refusal (a refusal would leave,
+// say, a hold the bank placed with no one to settle it).
 func ErrorReply(err error, in []byte, s protocol.Suite, key *protocol.SigningKey, nonce protocol.Challenge, now time.Time) []byte {
 	if protocol.CodeOf(err) == 0 {
-		err = &protocol.CheckError{Code: protocol.CodeMalformed, Detail: "internal error"}
+		err = &protocol.CheckError{Code: protocol.CodeUnavailable, Detail: "internal error; send the same request again later"}
 	}
 	if !s.Valid() {
 		s = protocol.SuitePQ
