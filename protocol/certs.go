@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"filippo.io/edwards25519"
@@ -424,6 +425,10 @@ type Trust struct {
 	// it to revoke without a CA).
 	Revoked func(*x509.Certificate) bool
 	rev     revocation
+	// verified caches the chains that verified, so that a party checking
+	// the same certificates again (every message of every purchase carries
+	// them) pays a lookup instead of parsing and building the chain.
+	verified verifiedCache
 }
 
 // NewTrust returns a Trust anchored at the given root certificates (DER).
@@ -461,36 +466,71 @@ func (t *Trust) now() time.Time {
 //     hierarchy prescribes (CodeCertChain);
 //  6. no certificate of the chain is revoked (CodeCertRevoked).
 func (t *Trust) Verify(certs [][]byte, leaf Thumbprint, want CertType, suite Suite) (*Cert, error) {
+	now := t.now()
+	key := verifiedKey(certs, leaf, want, suite)
+	if v := t.verified.get(key, now); v != nil {
+		// The same certificates verified before, and every one of the
+		// chain is still within its dates: only revocation can have
+		// changed.
+		if err := t.checkRevoked(v.chain); err != nil {
+			return nil, err
+		}
+		return v.leaf, nil
+	}
+	lc, chain, err := t.verify(certs, leaf, want, suite, now)
+	if err != nil {
+		return nil, err
+	}
+	t.verified.put(key, &verifiedChain{leaf: lc, chain: chain})
+	return lc, nil
+}
+
+// checkRevoked fails if a certificate of a verified chain is revoked.
+func (t *Trust) checkRevoked(chain []*x509.Certificate) error {
+	for i, c := range chain {
+		issuer := c // the root is its own issuer
+		if i+1 < len(chain) {
+			issuer = chain[i+1]
+		}
+		if t.rev.isRevoked(c, issuer) || (t.Revoked != nil && t.Revoked(c)) {
+			return fail(CodeCertRevoked, "certificate serial %s (%q) is revoked", c.SerialNumber, c.Subject.CommonName)
+		}
+	}
+	return nil
+}
+
+// verify is Verify without the cache: it returns the leaf and the verified
+// chain (leaf first, root last).
+func (t *Trust) verify(certs [][]byte, leaf Thumbprint, want CertType, suite Suite, now time.Time) (*Cert, []*x509.Certificate, error) {
 	var lc *Cert
 	var others []*Cert
 	for _, d := range certs {
 		if ThumbprintOf(d) == leaf && lc == nil {
 			c, err := ParseCertificate(d)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			lc = c
 			continue
 		}
 		c, err := ParseCertificate(d)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		others = append(others, c)
 	}
 	if lc == nil {
-		return nil, fail(CodeCertMissing, "no %s certificate with thumbprint %x", want, leaf[:8])
+		return nil, nil, fail(CodeCertMissing, "no %s certificate with thumbprint %x", want, leaf[:8])
 	}
 	if lc.Type != want {
-		return nil, fail(CodeCertRole, "want a %s certificate, got a %s certificate", want, lc.Type)
+		return nil, nil, fail(CodeCertRole, "want a %s certificate, got a %s certificate", want, lc.Type)
 	}
 	if err := checkKeyUsage(lc); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if suite != 0 && lc.Suite != suite {
-		return nil, fail(CodeCertKeyType, "%s certificate key is of suite %s, want %s", want, lc.Suite, suite)
+		return nil, nil, fail(CodeCertKeyType, "%s certificate key is of suite %s, want %s", want, lc.Suite, suite)
 	}
-	now := t.now()
 	intermediates := x509.NewCertPool()
 	types := map[*x509.Certificate]CertType{lc.X509: lc.Type}
 	for _, c := range others {
@@ -505,7 +545,7 @@ func (t *Trust) Verify(certs [][]byte, leaf Thumbprint, want CertType, suite Sui
 	for c := lc; c != nil && !visited[c]; c = issuerAmong(c, others) {
 		visited[c] = true // certificates may name each other as issuers
 		if now.Before(c.X509.NotBefore) || now.After(c.X509.NotAfter) {
-			return nil, fail(CodeCertExpired, "%s certificate valid %s to %s, now %s", c.Type,
+			return nil, nil, fail(CodeCertExpired, "%s certificate valid %s to %s, now %s", c.Type,
 				c.X509.NotBefore.UTC().Format(time.RFC3339), c.X509.NotAfter.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
 		}
 	}
@@ -518,9 +558,9 @@ func (t *Trust) Verify(certs [][]byte, leaf Thumbprint, want CertType, suite Sui
 	if err != nil {
 		var inv x509.CertificateInvalidError
 		if errors.As(err, &inv) && inv.Reason == x509.Expired {
-			return nil, failWrap(CodeCertExpired, err, "%s certificate chain", want)
+			return nil, nil, failWrap(CodeCertExpired, err, "%s certificate chain", want)
 		}
-		return nil, failWrap(CodeCertChain, err, "%s certificate", want)
+		return nil, nil, failWrap(CodeCertChain, err, "%s certificate", want)
 	}
 	var chain []*x509.Certificate
 	for _, ch := range chains {
@@ -530,18 +570,12 @@ func (t *Trust) Verify(certs [][]byte, leaf Thumbprint, want CertType, suite Sui
 		}
 	}
 	if chain == nil {
-		return nil, fail(CodeCertChain, "%s certificate not issued through the SET hierarchy (%s <- %s <- brand <- root)", want, want, want.Issuer())
+		return nil, nil, fail(CodeCertChain, "%s certificate not issued through the SET hierarchy (%s <- %s <- brand <- root)", want, want, want.Issuer())
 	}
-	for i, c := range chain {
-		issuer := c // the root is its own issuer
-		if i+1 < len(chain) {
-			issuer = chain[i+1]
-		}
-		if t.rev.isRevoked(c, issuer) || (t.Revoked != nil && t.Revoked(c)) {
-			return nil, fail(CodeCertRevoked, "certificate serial %s (%q) is revoked", c.SerialNumber, c.Subject.CommonName)
-		}
+	if err := t.checkRevoked(chain); err != nil {
+		return nil, nil, err
 	}
-	return lc, nil
+	return lc, chain, nil
 }
 
 // issuerAmong returns the certificate of cs whose subject is c's issuer, or
@@ -608,4 +642,65 @@ func certsWithout(certs [][]byte, omit []Thumbprint) [][]byte {
 		}
 	}
 	return out
+}
+
+// verifiedCache holds chains Trust.Verify verified, by the exact inputs
+// (verifiedKey). An entry is used only while every certificate of its chain
+// is within its dates; revocation is checked again on every use. Failures
+// are not cached. At maxVerified entries the cache starts over.
+type verifiedCache struct {
+	mu sync.RWMutex
+	m  map[Digest]*verifiedChain
+}
+
+const maxVerified = 4096
+
+type verifiedChain struct {
+	leaf      *Cert
+	chain     []*x509.Certificate
+	notBefore time.Time // the latest NotBefore of the chain
+	notAfter  time.Time // the earliest NotAfter of the chain
+}
+
+// verifiedKey is SHA-256 over the inputs of Verify that decide its
+// outcome, apart from the clock and revocation: the leaf, the type, the
+// suite, and every certificate given, in order.
+func verifiedKey(certs [][]byte, leaf Thumbprint, want CertType, suite Suite) Digest {
+	h := sha256.New()
+	h.Write(leaf[:])
+	h.Write([]byte{byte(want), byte(suite), byte(len(certs))})
+	for _, c := range certs {
+		th := ThumbprintOf(c)
+		h.Write(th[:])
+	}
+	var d Digest
+	h.Sum(d[:0])
+	return d
+}
+
+func (vc *verifiedCache) get(k Digest, now time.Time) *verifiedChain {
+	vc.mu.RLock()
+	v := vc.m[k]
+	vc.mu.RUnlock()
+	if v == nil || now.Before(v.notBefore) || now.After(v.notAfter) {
+		return nil
+	}
+	return v
+}
+
+func (vc *verifiedCache) put(k Digest, v *verifiedChain) {
+	for i, c := range v.chain {
+		if i == 0 || c.NotBefore.After(v.notBefore) {
+			v.notBefore = c.NotBefore
+		}
+		if i == 0 || c.NotAfter.Before(v.notAfter) {
+			v.notAfter = c.NotAfter
+		}
+	}
+	vc.mu.Lock()
+	defer vc.mu.Unlock()
+	if vc.m == nil || len(vc.m) >= maxVerified {
+		vc.m = map[Digest]*verifiedChain{}
+	}
+	vc.m[k] = v
 }
