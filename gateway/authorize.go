@@ -30,7 +30,7 @@ import (
 //     they are sent.
 func (g *Gateway) Authorize(ctx context.Context, peer *protocol.Cert, in []byte) []byte {
 	h := hashOf(in)
-	if out, ok, err := g.ledger.answer(ctx, h); err != nil {
+	if out, ok, err := g.ledger.answer(ctx, "AuthReq", h); err != nil {
 		return g.fail("AuthReq", in, protocol.SuitePQ, err)
 	} else if ok {
 		g.log.Info("AuthReq answered before: recorded answer sent again")
@@ -60,7 +60,7 @@ func (g *Gateway) Authorize(ctx context.Context, peer *protocol.Cert, in []byte)
 	unlock := g.lockXID(xid)
 	defer unlock()
 	// A concurrent identical request may have been answered meanwhile.
-	if out, ok, err := g.ledger.answer(ctx, h); err != nil || ok {
+	if out, ok, err := g.ledger.answer(ctx, "AuthReq", h); err != nil || ok {
 		if err != nil {
 			return g.fail("AuthReq", in, s, err)
 		}

@@ -18,7 +18,7 @@ import (
 // CapRes is sent. Captures are handled one batch at a time.
 func (g *Gateway) Capture(ctx context.Context, peer *protocol.Cert, in []byte) []byte {
 	h := hashOf(in)
-	if out, ok, err := g.ledger.answer(ctx, h); err != nil {
+	if out, ok, err := g.ledger.answer(ctx, "CapReq", h); err != nil {
 		return g.fail("CapReq", in, protocol.SuitePQ, err)
 	} else if ok {
 		g.log.Info("CapReq answered before: recorded answer sent again")
@@ -46,7 +46,7 @@ func (g *Gateway) Capture(ctx context.Context, peer *protocol.Cert, in []byte) [
 	}
 	g.capMu.Lock()
 	defer g.capMu.Unlock()
-	if out, ok, err := g.ledger.answer(ctx, h); err != nil || ok {
+	if out, ok, err := g.ledger.answer(ctx, "CapReq", h); err != nil || ok {
 		if err != nil {
 			return g.fail("CapReq", in, s, err)
 		}

@@ -185,7 +185,7 @@ func (g *Gateway) Handler() http.Handler {
 
 func (g *Gateway) serve(h func(ctx context.Context, peer *protocol.Cert, in []byte) []byte) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		peer, err := mtls.Peer(r.TLS)
+		peer, err := mtls.Peer(r.TLS, g.trust.All, protocol.CertMerchantTLS)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusForbidden)
 			return

@@ -71,10 +71,12 @@ func (l *ledger) close() error { return l.db.Close() }
 
 func (l *ledger) stamp() string { return l.now().UTC().Format(time.RFC3339Nano) }
 
-// answer returns the recorded answer to the request with hash h.
-func (l *ledger) answer(ctx context.Context, h []byte) ([]byte, bool, error) {
+// answer returns the recorded answer to the request of kind (AuthReq,
+// CapReq) with hash h: the same bytes at another endpoint are not that
+// request.
+func (l *ledger) answer(ctx context.Context, kind string, h []byte) ([]byte, bool, error) {
 	var resp []byte
-	err := l.db.QueryRowContext(ctx, `SELECT response FROM answers WHERE hash = ?`, h).Scan(&resp)
+	err := l.db.QueryRowContext(ctx, `SELECT response FROM answers WHERE hash = ? AND kind = ?`, h, kind).Scan(&resp)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, false, nil
 	}
@@ -129,7 +131,7 @@ func (l *ledger) finishAuth(ctx context.Context, xid protocol.XID, h []byte, dec
 		return nil, err
 	}
 	defer tx.Rollback()
-	if prev, ok, err := answerTx(ctx, tx, h); err != nil || ok {
+	if prev, ok, err := answerTx(ctx, tx, "AuthReq", h); err != nil || ok {
 		return prev, err
 	}
 	state, amount := stateDeclined, int64(0)
@@ -146,9 +148,9 @@ func (l *ledger) finishAuth(ctx context.Context, xid protocol.XID, h []byte, dec
 	return resp, tx.Commit()
 }
 
-func answerTx(ctx context.Context, tx *sql.Tx, h []byte) ([]byte, bool, error) {
+func answerTx(ctx context.Context, tx *sql.Tx, kind string, h []byte) ([]byte, bool, error) {
 	var resp []byte
-	err := tx.QueryRowContext(ctx, `SELECT response FROM answers WHERE hash = ?`, h).Scan(&resp)
+	err := tx.QueryRowContext(ctx, `SELECT response FROM answers WHERE hash = ? AND kind = ?`, h, kind).Scan(&resp)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, false, nil
 	}
@@ -185,7 +187,7 @@ func (l *ledger) recordCaptures(ctx context.Context, merchant string, batch int6
 		return nil, err
 	}
 	defer tx.Rollback()
-	if prev, ok, err := answerTx(ctx, tx, h); err != nil || ok {
+	if prev, ok, err := answerTx(ctx, tx, "CapReq", h); err != nil || ok {
 		return prev, err
 	}
 	for _, c := range caps {

@@ -179,7 +179,7 @@ func (m *Merchant) Handler() http.Handler {
 	mux.HandleFunc("POST /orders", m.newOrder)
 	mux.HandleFunc("GET /orders/{id}", m.orderStatus)
 	mux.HandleFunc("/orders/{id}/set", func(w http.ResponseWriter, r *http.Request) {
-		peer, err := mtls.Peer(r.TLS)
+		peer, err := mtls.Peer(r.TLS, m.trust.All, protocol.CertCardholderTLS)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusForbidden)
 			return
@@ -200,7 +200,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 func (m *Merchant) newOrder(w http.ResponseWriter, r *http.Request) {
-	peer, err := mtls.Peer(r.TLS)
+	peer, err := mtls.Peer(r.TLS, m.trust.All, protocol.CertCardholderTLS)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusForbidden)
 		return
@@ -242,7 +242,7 @@ type Status struct {
 }
 
 func (m *Merchant) orderStatus(w http.ResponseWriter, r *http.Request) {
-	peer, err := mtls.Peer(r.TLS)
+	peer, err := mtls.Peer(r.TLS, m.trust.All, protocol.CertCardholderTLS)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusForbidden)
 		return

@@ -109,13 +109,16 @@ func Client(cert *tls.Certificate, trusts Trusts, keyLog io.Writer, accept ...pr
 	}
 }
 
-// Peer returns the verified client certificate of a server-side connection
-// (VerifyConnection has checked it; this parses it again for the handler).
-func Peer(cs *tls.ConnectionState) (*protocol.Cert, error) {
+// Peer returns the client certificate of a server-side connection, checked
+// again against the trust in force: a connection outlives revocations, so
+// a handler calls Peer for every request, not only the handshake
+// (VerifyConnection) checks it. Trust.Verify remembers verified chains, so
+// the check costs a lookup.
+func Peer(cs *tls.ConnectionState, trusts Trusts, accept ...protocol.CertType) (*protocol.Cert, error) {
 	if cs == nil || len(cs.PeerCertificates) == 0 {
 		return nil, errors.New("mtls: no client certificate")
 	}
-	return protocol.ParseCertificate(cs.PeerCertificates[0].Raw)
+	return VerifyPeer(trusts(), cs.PeerCertificates, accept...)
 }
 
 // EnvKeyLog is the environment variable naming the key log file.

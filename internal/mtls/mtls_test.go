@@ -91,7 +91,7 @@ func trusts(ts ...*protocol.Trust) mtls.Trusts { return func() []*protocol.Trust
 func serve(t *testing.T, p *pki, server tls.Certificate, accept ...protocol.CertType) string {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		peer, err := mtls.Peer(r.TLS)
+		peer, err := mtls.Peer(r.TLS, trusts(p.trust), accept...)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusForbidden)
 			return
@@ -182,7 +182,38 @@ func TestVerifyPeerEmpty(t *testing.T) {
 	if _, err := mtls.VerifyPeer(nil, nil, protocol.CertMerchantTLS); err == nil {
 		t.Error("no certificate accepted")
 	}
-	if _, err := mtls.Peer(nil); err == nil {
+	if _, err := mtls.Peer(nil, trusts(), protocol.CertMerchantTLS); err == nil {
 		t.Error("Peer of no connection state")
+	}
+}
+
+// TestRevokedOnAnOpenConnection: a connection outlives a revocation; the
+// next request on it is refused all the same.
+func TestRevokedOnAnOpenConnection(t *testing.T) {
+	p := newPKI(t)
+	gw := p.cert(t, protocol.CertGatewayTLS, "gateway")
+	shop := p.cert(t, protocol.CertMerchantTLS, "shop")
+	leaf, _ := x509.ParseCertificate(shop.Certificate[0])
+	var revoked *big.Int
+	p.trust.Revoked = func(c *x509.Certificate) bool { return revoked != nil && c.SerialNumber.Cmp(revoked) == 0 }
+	url := serve(t, p, gw, protocol.CertMerchantTLS)
+	tr := &http.Transport{TLSClientConfig: mtls.Client(&shop, trusts(p.trust), nil, protocol.CertGatewayTLS)}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Timeout: 10 * time.Second, Transport: tr}
+	status := func() int {
+		resp, err := c.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if s := status(); s != http.StatusOK {
+		t.Fatalf("before the revocation: %d", s)
+	}
+	revoked = leaf.SerialNumber
+	if s := status(); s != http.StatusForbidden {
+		t.Errorf("on the open connection after the revocation: %d, want 403", s)
 	}
 }
