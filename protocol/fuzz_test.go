@@ -246,3 +246,72 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// FuzzApplicant feeds arbitrary messages to the applicant's checks of the
+// CA's replies (CardCInitRes, Me-AqCInitRes, RegFormRes, CertRes and
+// CertInqRes through CheckCertRes), each at the stage of a registration
+// where it is expected. Every check must fail with a protocol Code and
+// never panic. Seeds are the CA's genuine replies of each stage.
+func FuzzApplicant(f *testing.F) {
+	type stage struct {
+		reg   Registration // the applicant's state before the check
+		check func(r *Registration, m Message) error
+	}
+	var stages []stage
+	for _, s := range Suites {
+		c := newRegFlow(f, s, RoleCardholder)
+		c.sendCardInit()
+		c.fatal(c.answerCardInit())
+		stages = append(stages, stage{*c.reg, func(r *Registration, m Message) error {
+			res, ok := m.(*CardCInitRes)
+			if !ok {
+				return nil
+			}
+			return r.CheckCardCInitRes(res, nil)
+		}})
+		f.Add(uint8(len(stages)-1), wireBytes(c.cardInitRes))
+		c.fatal(c.checkCardInit())
+		c.sendRegForm()
+		c.fatal(c.caRegForm())
+		stages = append(stages, stage{*c.reg, func(r *Registration, m Message) error {
+			res, ok := m.(*RegFormRes)
+			if !ok {
+				return nil
+			}
+			_, err := r.CheckRegFormRes(res)
+			return err
+		}})
+		f.Add(uint8(len(stages)-1), wireBytes(c.regFormRes))
+		c.fatal(c.checkRegForm())
+		c.fatal(c.certRequest())
+		c.certRes = c.ca.answer(c.request)
+		stages = append(stages, stage{*c.reg, func(r *Registration, m Message) error {
+			_, err := r.CheckCertRes(m)
+			return err
+		}})
+		f.Add(uint8(len(stages)-1), wireBytes(c.certRes))
+
+		m := newRegFlow(f, s, RoleMerchant)
+		m.sendMeInit()
+		m.fatal(m.answerMeInit())
+		stages = append(stages, stage{*m.reg, func(r *Registration, msg Message) error {
+			res, ok := msg.(*MeAqCInitRes)
+			if !ok {
+				return nil
+			}
+			return r.CheckMeAqCInitRes(res, nil)
+		}})
+		f.Add(uint8(len(stages)-1), wireBytes(m.meInitRes))
+	}
+	f.Fuzz(func(t *testing.T, which uint8, b []byte) {
+		st := stages[int(which)%len(stages)]
+		w, err := Parse(b)
+		if err != nil {
+			return // FuzzParse covers the parser
+		}
+		reg := st.reg // each input checks against the same state
+		if err := st.check(&reg, w.Message); err != nil && CodeOf(err) == 0 {
+			t.Fatalf("the applicant's check of a %s failed without a Code: %v", w.Message.Type(), err)
+		}
+	})
+}
